@@ -1,0 +1,266 @@
+// The `agent` command line: start (foreground or --daemon), stop, status, check, relay, version.
+// Exit codes: 0 ok, 1 runtime failure, 2 usage or config error, 3 `status`: not running (as
+// LSB init scripts have it). Output for people goes to stdout/stderr here and only here.
+/* eslint-disable no-console */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { Agent } from '../agent.ts';
+import { ConfigError, loadConfig, maskSecrets, type ResolvedConfig } from '../config/load.ts';
+import { createLogger } from '../log/logger.ts';
+import { PACKAGE_ROOT, VERSION } from '../version.ts';
+import { isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_NOT_RUNNING = 3;
+
+const DEFAULT_CONFIG = process.env.NS_AGENT_CONFIG ?? path.join(PACKAGE_ROOT, 'config', 'agent.example.json');
+
+class ExitError extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+  ) {
+    super(message);
+  }
+}
+
+function configOption(): Option {
+  return new Option('-f, --config <file>', 'config file (JSON)').default(DEFAULT_CONFIG, '$NS_AGENT_CONFIG or config/agent.example.json');
+}
+
+function load(file: string): ResolvedConfig {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ExitError(err.message, EXIT_USAGE);
+    throw err;
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command('agent')
+    .description('ns-agent: host monitoring agent (registry-driven collections and plugins → NSQ → InfluxDB)')
+    .version(VERSION, '-v, --version')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('start')
+    .description('run the agent in the foreground (or detached with --daemon)')
+    .addOption(configOption())
+    .option('--daemon', 'detach: start in the background and return once it runs')
+    .action(async (opts: { config: string; daemon?: boolean }) => {
+      const config = load(opts.config);
+      if (opts.daemon) return startDaemon(config);
+      await runForeground(config, 'agent');
+    });
+
+  program
+    .command('relay')
+    .description('run only the relay and gateway sender (a data centre gateway)')
+    .addOption(configOption())
+    .action(async (opts: { config: string }) => {
+      await runForeground(load(opts.config), 'relay');
+    });
+
+  program
+    .command('stop')
+    .description('stop the running agent named by the pid file, and wait for it to exit')
+    .addOption(configOption())
+    .option('--pid-file <file>', 'pid file (default: from the config)')
+    .option('--timeout <seconds>', 'how long to wait for the exit', '30')
+    .action(async (opts: { config: string; pidFile?: string; timeout: string }) => {
+      const pidFile = opts.pidFile ? path.resolve(opts.pidFile) : load(opts.config).pidFile;
+      await stopAgent(pidFile, Number(opts.timeout) * 1000);
+    });
+
+  program
+    .command('status')
+    .description("ask the running agent for its status (exit 3 when it is not running)")
+    .addOption(configOption())
+    .action(async (opts: { config: string }) => {
+      await printStatus(load(opts.config));
+    });
+
+  program
+    .command('check')
+    .description('validate the config and print it resolved, secrets masked')
+    .addOption(configOption())
+    .action((opts: { config: string }) => {
+      const config = load(opts.config);
+      console.log(JSON.stringify(maskSecrets(config), null, 2));
+      console.error(`${config.configPath}: ok`);
+    });
+
+  program
+    .command('version')
+    .description('print the version')
+    .action(() => {
+      console.log(VERSION);
+    });
+
+  return program;
+}
+
+async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): Promise<void> {
+  const pid = readPidFile(config.pidFile);
+  if (pid.state === 'running' && pid.pid !== process.pid) {
+    throw new ExitError(`already running as pid ${pid.pid} (pid file ${config.pidFile}); run "agent stop" first`, EXIT_FAILURE);
+  }
+  const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
+  if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');
+  const agent = new Agent({ config, logger, role });
+  try {
+    await agent.start();
+  } catch (err) {
+    logger.fatal({ err }, 'agent failed to start');
+    await close();
+    throw new ExitError(`agent failed to start: ${(err as Error).message}`, EXIT_FAILURE);
+  }
+  writePidFile(config.pidFile, process.pid);
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without waiting for the flush');
+      removePidFile(config.pidFile, process.pid);
+      process.exit(EXIT_FAILURE);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: flushing, then exiting');
+    agent
+      .stop()
+      .then(
+        () => {
+          logger.info({ signal }, 'agent stopped');
+          return EXIT_OK;
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'agent stopped with errors');
+          return EXIT_FAILURE;
+        },
+      )
+      .then(async (code) => {
+        removePidFile(config.pidFile, process.pid);
+        await close();
+        process.exit(code);
+      })
+      .catch(() => process.exit(EXIT_FAILURE));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+  process.on('SIGHUP', () => {
+    let next: ResolvedConfig;
+    try {
+      next = loadConfig(config.configPath);
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'SIGHUP: new config refused, keeping the running one');
+      return;
+    }
+    agent.reload(next);
+  });
+  // --daemon: tell the parent we are up, then cut the tie so it can exit.
+  if (process.send) {
+    process.send({ started: true, pid: process.pid });
+    process.disconnect?.();
+  }
+}
+
+function startDaemon(config: ResolvedConfig): Promise<void> {
+  const existing = readPidFile(config.pidFile);
+  if (existing.state === 'running') {
+    throw new ExitError(`already running as pid ${existing.pid} (pid file ${config.pidFile})`, EXIT_FAILURE);
+  }
+  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'bin', 'agent'), 'start', '-f', config.configPath], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+  });
+  return new Promise<void>((resolve, reject) => {
+    child.once('message', (msg: { pid?: number }) => {
+      console.log(`agent started in the background (pid ${msg.pid ?? child.pid}); logs in ${config.log.dir}`);
+      child.unref();
+      child.disconnect();
+      resolve();
+    });
+    child.once('exit', (code) => {
+      reject(new ExitError(`agent exited during start (code ${code}); see the logs in ${config.log.dir}`, EXIT_FAILURE));
+    });
+    child.once('error', (err) => reject(new ExitError(`cannot start the agent: ${err.message}`, EXIT_FAILURE)));
+  });
+}
+
+async function stopAgent(pidFile: string, timeoutMs: number): Promise<void> {
+  const state = readPidFile(pidFile);
+  if (state.state === 'none') {
+    console.log(`not running (no pid file at ${pidFile})`);
+    return;
+  }
+  if (state.state === 'stale') {
+    removePidFile(pidFile, state.pid ?? -1);
+    console.log(`not running; removed the stale pid file ${pidFile} (pid ${state.pid ?? 'unreadable'})`);
+    return;
+  }
+  process.kill(state.pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  // The agent is not our child: there is no exit event to await, so poll its liveness.
+  while (isAlive(state.pid)) {
+    if (Date.now() > deadline) {
+      throw new ExitError(`pid ${state.pid} is still running after ${timeoutMs / 1000} s; it may be flushing, or use kill -9`, EXIT_FAILURE);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  removePidFile(pidFile, state.pid);
+  console.log(`stopped (pid ${state.pid})`);
+}
+
+async function printStatus(config: ResolvedConfig): Promise<void> {
+  const state = readPidFile(config.pidFile);
+  if (state.state !== 'running') {
+    console.log(state.state === 'stale' ? `not running (stale pid file ${config.pidFile})` : 'not running');
+    throw new ExitError('', EXIT_NOT_RUNNING);
+  }
+  if (!config.http.enabled) {
+    console.log(`running (pid ${state.pid}); the HTTP API is disabled, so no details`);
+    return;
+  }
+  const url = `http://${config.http.listen}/me/status`;
+  try {
+    const res = await fetch(url, {
+      headers: config.http.token ? { authorization: `Bearer ${config.http.token}` } : {},
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = await res.text();
+    console.log(res.ok ? JSON.stringify(JSON.parse(body), null, 2) : body);
+    if (!res.ok) throw new ExitError(`${url} answered ${res.status}`, EXIT_FAILURE);
+  } catch (err) {
+    if (err instanceof ExitError) throw err;
+    throw new ExitError(`running (pid ${state.pid}) but ${url} did not answer: ${(err as Error).message}`, EXIT_FAILURE);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv, { from: 'user' });
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version are exits with code 0; anything else is a usage error
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (err instanceof ExitError) {
+      if (err.message) console.error(err.message);
+      return err.code;
+    }
+    console.error(`agent: ${(err as Error).stack ?? String(err)}`);
+    return EXIT_FAILURE;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// A failed start may leave handles behind; every other command ends once its output drains,
+// and a running foreground agent lives on its own handles until a signal stops it.
+if (code !== EXIT_OK && ['start', 'relay'].includes(process.argv[2] ?? '')) process.exit(code);

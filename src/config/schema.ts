@@ -1,0 +1,244 @@
+// The agent's configuration: one JSON file, validated here and nowhere else.
+// Every default lives in this file; every section refuses unknown keys so a typo is an error,
+// not a silently ignored setting. Units are in the field names (…Ms, …Sec, …Bytes).
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:4150"');
+
+const MiB = 1024 * 1024;
+
+/** A secret that may come from an unset "${VAR:-}": empty means none. */
+const secret = z
+  .string()
+  .optional()
+  .transform((s) => (s === '' ? undefined : s));
+
+export const logSchema = z
+  .object({
+    /** pino level: trace, debug, info, warn, error, fatal, silent. */
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    /** Folder of the rotated JSON log files; `/log/offset` may read it. */
+    dir: z.string().min(1).default('data/log'),
+    maxFileBytes: z.number().int().min(64 * 1024).default(20 * MiB),
+    maxFiles: z.number().int().min(1).max(1000).default(5),
+    /** Pretty lines on stdout in the foreground: auto = when stdout is a terminal. */
+    pretty: z.enum(['auto', 'always', 'never']).default('auto'),
+  })
+  .strict();
+
+export const registrySchema = z
+  .object({
+    /** file = one JSON file (the embedded default); http = the service tree's HTTP registry. */
+    source: z.enum(['file', 'http']).default('file'),
+    file: z.string().min(1).default('registry.example.json'),
+    url: z.string().url().optional(),
+    token: secret,
+    timeoutMs: z.number().int().min(100).default(10_000),
+    namespacesIntervalSec: z.number().int().min(1).default(60),
+    checksIntervalSec: z.number().int().min(1).default(60),
+    pluginsIntervalSec: z.number().int().min(1).default(60),
+    /** Answers larger than this are refused (a registry is not allowed to exhaust the agent). */
+    maxAnswerBytes: z.number().int().min(1024).default(8 * MiB),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.source === 'http' && !r.url) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['url'], message: 'required when source is "http"' });
+    }
+  });
+
+export const collectSchema = z
+  .object({
+    systemIntervalSec: z.number().int().min(1).default(10),
+    checksIntervalSec: z.number().int().min(1).default(30),
+    /** Root of /proc and /sys, so tests can read a fixture tree. */
+    hostRoot: z.string().min(1).default('/'),
+    /** Mount points whose file system types are skipped by the disk collector. */
+    ignoreFsTypes: z
+      .array(z.string())
+      .default(['tmpfs', 'devtmpfs', 'devfs', 'iso9660', 'overlay', 'aufs', 'squashfs', 'proc', 'sysfs', 'cgroup', 'cgroup2']),
+    portConnectTimeoutMs: z.number().int().min(10).default(1000),
+  })
+  .strict();
+
+export const schedulerSchema = z
+  .object({
+    /** At most this many plugin runs at once across all namespaces. */
+    maxConcurrentRuns: z.number().int().min(1).default(16),
+  })
+  .strict();
+
+export const pluginsSchema = z
+  .object({
+    cacheDir: z.string().min(1).default('plugins-cache'),
+    /** User (and group) plugins run as when the agent runs as root. */
+    runAsUser: z.string().min(1).default('nobody'),
+    runAsGroup: z.string().min(1).optional(),
+    /** Allow file:// URLs and local paths as plugin repos (tests, air-gapped hosts). */
+    allowLocalRepos: z.boolean().default(false),
+    maxOutputBytes: z.number().int().min(1024).default(4 * MiB),
+    stderrRingBytes: z.number().int().min(256).default(8 * 1024),
+    onDemandTimeoutSec: z.number().int().min(1).default(10),
+    killGraceMs: z.number().int().min(0).default(2000),
+    autoEnableAfterSec: z.number().int().min(1).default(86_400),
+    gitTimeoutSec: z.number().int().min(1).default(120),
+  })
+  .strict();
+
+export const spoolSchema = z
+  .object({
+    /** Default: <dataDir>/spool. */
+    dir: z.string().min(1).optional(),
+    maxBytes: z.number().int().min(64 * 1024).default(1024 * MiB),
+    maxAgeSec: z.number().int().min(1).default(7 * 86_400),
+    /** Group commit: batches arriving within this window share one fsync. */
+    commitIntervalMs: z.number().int().min(0).default(20),
+    segmentBytes: z.number().int().min(64 * 1024).default(16 * MiB),
+  })
+  .strict();
+
+export const nsqSchema = z
+  .object({
+    /** nsqd TCP addresses; the publisher fails over between them. */
+    nsqdTcpAddresses: z.array(hostPort).min(1),
+    /** Topic = prefix + mapped namespace (see the README for the mapping). */
+    topicPrefix: z
+      .string()
+      .regex(/^[.a-zA-Z0-9_-]*$/, 'only [.a-zA-Z0-9_-] are allowed in NSQ topic names')
+      .max(16)
+      .default('ns.'),
+    maxMessageBytes: z.number().int().min(1024).max(MiB).default(256 * 1024),
+    maxMpubBytes: z.number().int().min(1024).max(5 * MiB).default(4 * MiB),
+    lingerMs: z.number().int().min(0).default(20),
+    maxInFlightBatches: z.number().int().min(1).default(16),
+    reconnectMinMs: z.number().int().min(10).default(200),
+    reconnectMaxMs: z.number().int().min(10).default(10_000),
+    spool: spoolSchema.default({}),
+  })
+  .strict();
+
+export const fileSinkSchema = z
+  .object({
+    /** Default: <dataDir>/lp. One line-protocol file per namespace, size-rotated. */
+    dir: z.string().min(1).optional(),
+    maxFileBytes: z.number().int().min(64 * 1024).default(64 * MiB),
+    maxFiles: z.number().int().min(1).default(5),
+  })
+  .strict();
+
+export const backendSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-", at most 64'),
+    url: z.string().url(),
+    /** v2 = /api/v2/write (InfluxDB 1.8+, 2.x, 3.x); v1 = /write?db= (InfluxDB 1.x and compatibles). */
+    api: z.enum(['v1', 'v2']).default('v1'),
+    token: secret,
+    org: z.string().default(''),
+    /** Retention policy; v2 bucket = namespace/rp on InfluxDB 1.8. */
+    rp: z.string().optional(),
+    timeoutMs: z.number().int().min(100).default(10_000),
+  })
+  .strict();
+
+export const senderSchema = z
+  .object({
+    mode: z.enum(['shard', 'replicate']).default('shard'),
+    /** No backend: line protocol goes to files per namespace (fileSink). */
+    backends: z.array(backendSchema).default([]),
+    batchSize: z.number().int().min(1).default(5000),
+    flushIntervalMs: z.number().int().min(1).default(1000),
+    maxQueuedPoints: z.number().int().min(1).default(200_000),
+    virtualNodes: z.number().int().min(1).default(160),
+    retryMinMs: z.number().int().min(1).default(500),
+    retryMaxMs: z.number().int().min(1).default(30_000),
+    /** Consecutive failures after which a backend is marked down and only probed. */
+    downAfterFailures: z.number().int().min(1).default(5),
+    probeIntervalMs: z.number().int().min(100).default(5000),
+    /** Default: <dataDir>/deadletter. */
+    deadLetterDir: z.string().min(1).optional(),
+    fileSink: fileSinkSchema.default({}),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const seen = new Set<string>();
+    s.backends.forEach((b, i) => {
+      if (seen.has(b.name)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['backends', i, 'name'], message: `duplicate backend name "${b.name}"` });
+      }
+      seen.add(b.name);
+    });
+  });
+
+export const relaySchema = z
+  .object({
+    /** Run the relay inside `agent start` (it always runs for `agent relay`). */
+    enabled: z.boolean().default(false),
+    channel: z.string().regex(/^[.a-zA-Z0-9_-]{1,64}$/, 'an NSQ channel name').default('relay'),
+    /** Where topics come from: the registry's namespaces, nsqlookupd, or both. */
+    topicsFrom: z.enum(['registry', 'lookupd', 'both']).default('registry'),
+    nsqdTcpAddresses: z.array(hostPort).default([]),
+    lookupdHttpAddresses: z.array(hostPort).default([]),
+    topicRefreshMs: z.number().int().min(100).default(30_000),
+    maxInFlight: z.number().int().min(1).default(64),
+    maxAttempts: z.number().int().min(0).default(0),
+    requeueMinMs: z.number().int().min(0).default(1000),
+    requeueMaxMs: z.number().int().min(0).default(60_000),
+  })
+  .strict();
+
+export const httpSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    listen: hostPort.default('127.0.0.1:1988'),
+    /** Bearer token for mutating routes and /log/offset; use "${ENV_VAR}". */
+    token: secret,
+    /** Binding beyond loopback without a token must be asked for explicitly. */
+    allowInsecureNonLoopback: z.boolean().default(false),
+    maxBodyBytes: z.number().int().min(1024).default(16 * MiB),
+    /** Folders /log/offset may read; the log folder is always included. */
+    logDirs: z.array(z.string().min(1)).default([]),
+    maxLogReadBytes: z.number().int().min(1024).default(MiB),
+    maxLogReadLines: z.number().int().min(1).default(10_000),
+    /** POST /post to a namespace the registry does not list: refused (404) unless true. */
+    allowAnyNamespace: z.boolean().default(false),
+    /** Namespace for /api/push when the request names none. */
+    defaultPushNamespace: z.string().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Host tag and registry key; default: the OS hostname. */
+    hostname: z.string().min(1).max(253).optional(),
+    /** Spool, registry cache, plugin state, line-protocol files, pid file. */
+    dataDir: z.string().min(1).default('data'),
+    pidFile: z.string().min(1).optional(),
+    log: logSchema.default({}),
+    registry: registrySchema.default({}),
+    collect: collectSchema.default({}),
+    scheduler: schedulerSchema.default({}),
+    plugins: pluginsSchema.default({}),
+    /** Absent: the embedded default (in-process hand-off to the sender). */
+    nsq: nsqSchema.optional(),
+    relay: relaySchema.default({}),
+    sender: senderSchema.default({}),
+    http: httpSchema.default({}),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type AgentConfig = z.output<typeof configSchema>;
+export type LogConfig = AgentConfig['log'];
+export type RegistryConfig = AgentConfig['registry'];
+export type CollectConfig = AgentConfig['collect'];
+export type SchedulerConfig = AgentConfig['scheduler'];
+export type PluginsConfig = AgentConfig['plugins'];
+export type NsqConfig = NonNullable<AgentConfig['nsq']>;
+export type SpoolConfig = NsqConfig['spool'];
+export type SenderConfig = AgentConfig['sender'];
+export type BackendConfig = SenderConfig['backends'][number];
+export type FileSinkConfig = SenderConfig['fileSink'];
+export type RelayConfig = AgentConfig['relay'];
+export type HttpConfig = AgentConfig['http'];

@@ -1,0 +1,44 @@
+// The metric shape shared by collectors, plugins, built-in plugins and POST /post, and the
+// sink they hand metrics to. Stamping (host, timestamp), renaming and line protocol happen
+// once, behind MetricSink, so producers never see NSQ or InfluxDB.
+
+export type FieldValue = number | boolean | string;
+
+/**
+ * One measurement. Producers of the public shape set `value`; collectors that follow
+ * Telegraf's multi-field measurements (cpu, mem, …) set `fields` instead. Numbers become
+ * float fields, booleans and strings keep their type.
+ */
+export interface Metric {
+  name: string;
+  /** Seconds since the epoch; 0, missing, negative or not-seconds → now. */
+  timestamp?: number;
+  tags?: Record<string, string>;
+  value?: FieldValue;
+  fields?: Record<string, FieldValue>;
+}
+
+/** Why one metric was refused; `index` is its position in the batch handed in. */
+export interface Rejection {
+  index: number;
+  reason: string;
+}
+
+export interface PushOptions {
+  /** Rename to `PLUGIN.<plugin>.<name>` (git and built-in plugins). */
+  plugin?: string;
+}
+
+export interface PushResult {
+  accepted: number;
+  rejected: Rejection[];
+}
+
+/** Where every producer hands its metrics: normalises, then publishes to the namespace. */
+export interface MetricSink {
+  /**
+   * Resolves once every accepted point is acknowledged (published, spooled or handed to the
+   * in-process sender); rejections are per metric and never fail the batch.
+   */
+  push(namespace: string, metrics: readonly unknown[], opts?: PushOptions): Promise<PushResult>;
+}

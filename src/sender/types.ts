@@ -1,0 +1,21 @@
+// The gateway sender contract: line protocol for a namespace in, acceptance by every backend the
+// points belong to out. The relay finishes an NSQ message only after write() resolves.
+
+export interface WriteOutcome {
+  /** Points accepted by their backend(s). */
+  written: number;
+  /** Points a backend refused as invalid; they went to the dead-letter file. */
+  deadLettered: number;
+}
+
+export interface GatewaySender {
+  start(): Promise<void>;
+  /** Flushes what is queued (bounded by a deadline), then closes; idempotent. */
+  stop(): Promise<void>;
+  /**
+   * Resolves once every point was accepted by every backend it belongs to (or dead-lettered as
+   * invalid). Rejects when a backend failed in a retryable way, so the caller requeues.
+   */
+  write(namespace: string, lines: readonly string[]): Promise<WriteOutcome>;
+  status(): Record<string, unknown>;
+}
