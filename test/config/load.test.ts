@@ -1,0 +1,60 @@
+// The config loader: every problem reported at once with its JSON path, env substitution,
+// paths resolved against the config file's folder, secrets masked.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { ConfigError, maskSecrets, parseConfig } from '../../src/config/load.ts';
+
+const at = '/etc/ns-agent/agent.json';
+
+function problems(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(raw, at, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+test('an empty object is a valid config with every default filled in', () => {
+  const cfg = parseConfig({}, at, {});
+  assert.equal(cfg.dataDir, '/etc/ns-agent/data');
+  assert.equal(cfg.pidFile, '/etc/ns-agent/data/agent.pid');
+  assert.equal(cfg.log.level, 'info');
+  assert.equal(cfg.http.listen, '127.0.0.1:1988');
+  assert.equal(cfg.nsq, undefined);
+  assert.equal(cfg.sender.fileSink.dir, '/etc/ns-agent/data/lp');
+  assert.equal(cfg.registry.file, path.join('/etc/ns-agent', 'registry.example.json'));
+});
+
+test('wrong type, unknown key and missing required field are all reported with their paths', () => {
+  const found = problems({ dataDir: 5, bogus: 1, nsq: { topicPrefix: 'ns.' } });
+  assert.equal(found.length, 3, found.join('\n'));
+  assert.ok(found.some((p) => p.startsWith('$.dataDir: found number, expected string')));
+  assert.ok(found.some((p) => p.startsWith('$: unknown key "bogus"')));
+  assert.ok(found.some((p) => p.startsWith('$.nsq.nsqdTcpAddresses: required array is missing')));
+});
+
+test('nested paths name array indexes', () => {
+  const found = problems({ sender: { backends: [{ name: 'a', url: 'http://x:1' }, { name: 'a', url: 'nope' }] } });
+  assert.ok(found.some((p) => p.startsWith('$.sender.backends[1].url')), found.join('\n'));
+  assert.ok(found.some((p) => p.includes('$.sender.backends[1].name: duplicate backend name "a"')), found.join('\n'));
+});
+
+test('${VAR} and ${VAR:-default} are substituted; an unset variable is an error with its path', () => {
+  const cfg = parseConfig({ http: { token: '${TOK}' }, hostname: '${HOST:-web-1}' }, at, { TOK: 's3cret' });
+  assert.equal(cfg.http.token, 's3cret');
+  assert.equal(cfg.hostname, 'web-1');
+  const found = problems({ http: { token: '${MISSING}' } });
+  assert.deepEqual(found, ['$.http.token: environment variable MISSING is not set (set it, or write "${MISSING:-default}")']);
+});
+
+test('an empty token from "${VAR:-}" means no token', () => {
+  assert.equal(parseConfig({ http: { token: '${NONE:-}' } }, at, {}).http.token, undefined);
+});
+
+test('secrets are masked wherever they are', () => {
+  const masked = maskSecrets({ http: { token: 'x' }, sender: { backends: [{ token: 'y', name: 'b' }] } });
+  assert.deepEqual(masked, { http: { token: '***' }, sender: { backends: [{ token: '***', name: 'b' }] } });
+});
