@@ -8,8 +8,24 @@ import type { ResolvedConfig } from './config/load.ts';
 import { maskSecrets } from './config/load.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { LifecycleGroup } from './lifecycle.ts';
+import path from 'node:path';
+import { builtinPlugins } from '../goplugins/index.ts';
 import { createApi } from './http/api.ts';
 import { HttpServer } from './http/server.ts';
+import { PluginManager } from './plugins/plugin-manager.ts';
+import { Normaliser } from './points/normalise.ts';
+import { Pipeline } from './points/pipeline.ts';
+import { InProcessPublisher } from './publish/inprocess.ts';
+import { NsqPublisher } from './publish/nsq-publisher.ts';
+import type { Publisher } from './publish/publisher.ts';
+import { RegistryClient } from './registry/registry-client.ts';
+import { createRelay } from './relay/relay.ts';
+import { namespacesFromRegistry } from './relay/topic-source.ts';
+import { Reconciler } from './scheduler/reconciler.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
+import { FileSink } from './sender/file-sink.ts';
+import { createGatewaySender } from './sender/gateway-sender.ts';
+import type { GatewaySender } from './sender/types.ts';
 import { VERSION } from './version.ts';
 
 export interface AgentOptions {
@@ -47,14 +63,132 @@ export class Agent {
     this.compose();
   }
 
-  /** Builds the parts in start order: sinks first, sources last. */
+  /**
+   * Builds the parts in start order, sinks first and sources last:
+   * sender → publisher → relay → scheduler → plugins → registry → HTTP.
+   * The relay role keeps only the sender, the relay (with the registry when it names the
+   * topics) and HTTP.
+   */
   private compose(): void {
     const cfg = this.config;
+    const clock = this.clock;
+    const metrics = this.metrics;
+    const child = (component: string) => this.log.child({ component });
+    const relayRole = this.role === 'relay';
+    const relayHere = relayRole || (Boolean(cfg.nsq) && cfg.relay.enabled);
+
+    // The sender: fed in-process (no nsq section) or by the relay.
+    let sender: GatewaySender | undefined;
+    if (!cfg.nsq || relayHere) {
+      sender =
+        cfg.sender.backends.length > 0
+          ? createGatewaySender(cfg.sender, { logger: child('sender'), clock, metrics })
+          : new FileSink({ ...cfg.sender.fileSink, logger: child('file-sink') });
+      this.parts.add('sender', sender);
+      this.statusProviders.set('sender', () => sender?.status());
+    }
+
+    let pipeline: Pipeline | undefined;
+    if (!relayRole) {
+      const publisher: Publisher = cfg.nsq
+        ? new NsqPublisher({ ...cfg.nsq, metrics, logger: child('publish'), clock })
+        : new InProcessPublisher({
+            sender: sender as GatewaySender,
+            metrics,
+            logger: child('publish'),
+            clock,
+            maxPendingLines: cfg.sender.maxQueuedPoints,
+            retryMinMs: cfg.sender.retryMinMs,
+            retryMaxMs: cfg.sender.retryMaxMs,
+          });
+      this.parts.add('publisher', publisher);
+      this.statusProviders.set('publish', () => publisher.status());
+      pipeline = new Pipeline({
+        normaliser: new Normaliser({ hostname: cfg.hostname, clock }),
+        publisher,
+        metrics,
+        logger: child('points'),
+      });
+      this.statusProviders.set('points', () => pipeline?.status());
+    }
+
+    const needRegistry = !relayRole || (relayHere && cfg.relay.topicsFrom !== 'lookupd');
+    const registry = needRegistry
+      ? new RegistryClient({
+          hostname: cfg.hostname,
+          config: cfg.registry,
+          cacheDir: path.join(cfg.dataDir, 'registry'),
+          logger: child('registry'),
+          clock,
+          metrics,
+        })
+      : undefined;
+
+    if (relayHere && sender && (cfg.nsq || cfg.relay.nsqdTcpAddresses.length > 0 || cfg.relay.lookupdHttpAddresses.length > 0)) {
+      const relay = createRelay(cfg, {
+        sender,
+        namespaces: registry ? namespacesFromRegistry(registry) : undefined,
+        logger: child('relay'),
+        clock,
+        metrics,
+      });
+      this.parts.add('relay', relay);
+      this.statusProviders.set('relay', () => relay.status());
+    } else if (relayRole) {
+      throw new Error('agent relay needs nsqd addresses to consume from: set relay.nsqdTcpAddresses, relay.lookupdHttpAddresses or nsq.nsqdTcpAddresses');
+    }
+
+    let plugins: PluginManager | undefined;
+    if (pipeline && registry) {
+      const scheduler = new Scheduler({ hostname: cfg.hostname, logger: child('scheduler'), clock, metrics });
+      const pluginManager = new PluginManager({
+        config: cfg.plugins,
+        stateFile: path.join(cfg.dataDir, 'plugins-state.json'),
+        scheduler,
+        sink: pipeline,
+        builtins: builtinPlugins,
+        logger: child('plugins'),
+        clock,
+        maxConcurrentRuns: cfg.scheduler.maxConcurrentRuns,
+      });
+      plugins = pluginManager;
+      const reconciler = new Reconciler({
+        scheduler,
+        sink: pipeline,
+        collect: cfg.collect,
+        logger: child('collect'),
+        clock,
+        metrics,
+        onPlugins: (p) => void pluginManager.reconcile(p),
+      });
+      registry.onChange((snapshot) => reconciler.apply(snapshot));
+      this.parts.add('scheduler', scheduler);
+      this.parts.add('plugins', pluginManager);
+      this.statusProviders.set('scheduler', () => scheduler.status());
+      this.statusProviders.set('collect', () => reconciler.status());
+      this.statusProviders.set('plugins', () => pluginManager.status());
+      this.reconfigurables.push({ reconfigure: (c) => reconciler.reconfigure(c.collect) });
+    }
+    if (registry) {
+      this.parts.add('registry', registry);
+      this.statusProviders.set('registry', () => registry.status());
+      this.reconfigurables.push({ reconfigure: (c) => registry.reconfigure(c.registry) });
+    }
+
     if (cfg.http.enabled) {
       this.http = new HttpServer({
         config: cfg.http,
-        logger: this.log.child({ component: 'http' }),
-        app: createApi({ status: () => this.status() }),
+        logger: child('http'),
+        app: createApi({
+          config: cfg.http,
+          logDir: cfg.log.dir,
+          logger: child('http'),
+          sink: pipeline,
+          registry,
+          plugins,
+          status: () => this.status(),
+          metrics,
+        }),
       });
       this.parts.add('http', this.http);
     }

@@ -96,6 +96,31 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('plugin')
+    .description('plugin tools')
+    .command('test')
+    .description('run a plugin folder (or --builtin NAME) once as the agent would; print its line protocol and the run result')
+    .argument('[dir]', 'plugin folder holding plugin.sh')
+    .addOption(configOption())
+    .option('--builtin <name>', 'run a built-in plugin instead of a folder')
+    .option('--ns <namespace>', 'namespace of the run ($NS)', 'plugin-test')
+    .option('--name <name>', "plugin name (default: the folder's name)")
+    .option('--timeout <seconds>', 'run timeout (default: plugins.onDemandTimeoutSec)')
+    .option('--param <arg>', 'plugin.sh argument, or key=value for a built-in plugin (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--json', 'print the whole result (lines included) as JSON on stdout')
+    .action(async (dir: string | undefined, opts: { config: string; builtin?: string; ns: string; name?: string; timeout?: string; param: string[]; json?: boolean }) => {
+      const timeoutSec = opts.timeout === undefined ? undefined : Number(opts.timeout);
+      if (timeoutSec !== undefined && !(timeoutSec > 0)) throw new ExitError(`--timeout must be a positive number of seconds, got ${opts.timeout}`, EXIT_USAGE);
+      const { runPluginTest } = await import('./plugin-test.ts');
+      const code = await runPluginTest(
+        load(opts.config),
+        { dir, builtin: opts.builtin, namespace: opts.ns, name: opts.name, timeoutSec, params: opts.param, json: opts.json },
+        { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
+      );
+      if (code !== EXIT_OK) throw new ExitError('', code);
+    });
+
+  program
     .command('version')
     .description('print the version')
     .action(() => {
@@ -233,7 +258,8 @@ async function printStatus(config: ResolvedConfig): Promise<void> {
       signal: AbortSignal.timeout(5000),
     });
     const body = await res.text();
-    console.log(res.ok ? JSON.stringify(JSON.parse(body), null, 2) : body);
+    // The API answers {"ok":true,"data":…}; print what the agent said.
+    console.log(res.ok ? JSON.stringify((JSON.parse(body) as { data?: unknown }).data ?? JSON.parse(body), null, 2) : body);
     if (!res.ok) throw new ExitError(`${url} answered ${res.status}`, EXIT_FAILURE);
   } catch (err) {
     if (err instanceof ExitError) throw err;

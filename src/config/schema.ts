@@ -58,7 +58,12 @@ export const collectSchema = z
     /** Mount points whose file system types are skipped by the disk collector. */
     ignoreFsTypes: z
       .array(z.string())
-      .default(['tmpfs', 'devtmpfs', 'devfs', 'iso9660', 'overlay', 'aufs', 'squashfs', 'proc', 'sysfs', 'cgroup', 'cgroup2']),
+      .default([
+        'tmpfs', 'devtmpfs', 'devfs', 'iso9660', 'overlay', 'aufs', 'squashfs', 'proc', 'sysfs', 'cgroup', 'cgroup2',
+        // Kernel pseudo file systems (no blocks), and autofs, whose statfs would trigger a mount.
+        'autofs', 'devpts', 'mqueue', 'debugfs', 'tracefs', 'securityfs', 'pstore', 'bpf', 'configfs', 'fusectl',
+        'hugetlbfs', 'binfmt_misc', 'rpc_pipefs', 'nsfs', 'ramfs', 'efivarfs', 'selinuxfs',
+      ]),
     portConnectTimeoutMs: z.number().int().min(10).default(1000),
   })
   .strict();
@@ -84,6 +89,10 @@ export const pluginsSchema = z
     killGraceMs: z.number().int().min(0).default(2000),
     autoEnableAfterSec: z.number().int().min(1).default(86_400),
     gitTimeoutSec: z.number().int().min(1).default(120),
+    /** A failed first clone is tried again after this long (a cached clone is never updated by itself). */
+    cloneRetrySec: z.number().int().min(1).default(300),
+    /** Clones running at once when the registry brings many new plugins. */
+    maxConcurrentClones: z.number().int().min(1).default(2),
   })
   .strict();
 
@@ -110,9 +119,10 @@ export const nsqSchema = z
       .max(16)
       .default('ns.'),
     maxMessageBytes: z.number().int().min(1024).max(MiB).default(256 * 1024),
-    maxMpubBytes: z.number().int().min(1024).max(5 * MiB).default(4 * MiB),
+    /** nsqjs copies each MPUB three times on its way out: 1 MiB × 8 in flight bounds that. */
+    maxMpubBytes: z.number().int().min(2048).max(5 * MiB).default(MiB),
     lingerMs: z.number().int().min(0).default(20),
-    maxInFlightBatches: z.number().int().min(1).default(16),
+    maxInFlightBatches: z.number().int().min(1).default(8),
     reconnectMinMs: z.number().int().min(10).default(200),
     reconnectMaxMs: z.number().int().min(10).default(10_000),
     spool: spoolSchema.default({}),
@@ -139,6 +149,8 @@ export const backendSchema = z
     /** Retention policy; v2 bucket = namespace/rp on InfluxDB 1.8. */
     rp: z.string().optional(),
     timeoutMs: z.number().int().min(100).default(10_000),
+    /** On 404 "database not found": CREATE DATABASE "<namespace>" via /query, then write again. */
+    createDatabase: z.boolean().default(true),
   })
   .strict();
 
@@ -149,15 +161,25 @@ export const senderSchema = z
     backends: z.array(backendSchema).default([]),
     batchSize: z.number().int().min(1).default(5000),
     flushIntervalMs: z.number().int().min(1).default(1000),
+    /** Points queued or in flight, all backends; a write that does not fit waits for room. */
     maxQueuedPoints: z.number().int().min(1).default(200_000),
+    /** How long a write waits for room before it is refused (retryable, counted); 0 = refuse at once. */
+    maxQueueWaitMs: z.number().int().min(0).default(30_000),
     virtualNodes: z.number().int().min(1).default(160),
+    /** Write requests in flight per backend; a partial batch waits only while one is. */
+    maxConcurrentWrites: z.number().int().min(1).max(64).default(4),
+    /** Backoff between retries of a failed batch (doubling); a longer Retry-After hands it back to NSQ. */
     retryMinMs: z.number().int().min(1).default(500),
     retryMaxMs: z.number().int().min(1).default(30_000),
     /** Consecutive failures after which a backend is marked down and only probed. */
     downAfterFailures: z.number().int().min(1).default(5),
     probeIntervalMs: z.number().int().min(100).default(5000),
+    /** stop(): how long queued points may take to be written before they are handed back. */
+    stopTimeoutMs: z.number().int().min(0).default(10_000),
     /** Default: <dataDir>/deadletter. */
     deadLetterDir: z.string().min(1).optional(),
+    /** The dead-letter file is rotated to "<file>.1" past this size. */
+    deadLetterMaxFileBytes: z.number().int().min(1024).default(64 * MiB),
     fileSink: fileSinkSchema.default({}),
   })
   .strict()
@@ -178,13 +200,26 @@ export const relaySchema = z
     channel: z.string().regex(/^[.a-zA-Z0-9_-]{1,64}$/, 'an NSQ channel name').default('relay'),
     /** Where topics come from: the registry's namespaces, nsqlookupd, or both. */
     topicsFrom: z.enum(['registry', 'lookupd', 'both']).default('registry'),
+    /** nsqd to consume from; empty = nsq.nsqdTcpAddresses. */
     nsqdTcpAddresses: z.array(hostPort).default([]),
+    /** nsqlookupd HTTP addresses: topics (GET /topics) and their producers. */
     lookupdHttpAddresses: z.array(hostPort).default([]),
+    /** How often the topic list is refreshed (registry changes are also picked up at once). */
     topicRefreshMs: z.number().int().min(100).default(30_000),
-    maxInFlight: z.number().int().min(1).default(64),
+    /** Messages in flight per topic (nsqd RDY); memory up to maxInFlight × message size per topic. */
+    maxInFlight: z.number().int().min(1).max(2500).default(200),
+    /** 0 = never give up; else after this many deliveries a message is dead-lettered, not retried. */
     maxAttempts: z.number().int().min(0).default(0),
     requeueMinMs: z.number().int().min(0).default(1000),
     requeueMaxMs: z.number().int().min(0).default(60_000),
+    /** nsqjs re-dials lost nsqd connections (and polls nsqlookupd per topic) at this interval. */
+    lookupdPollIntervalSec: z.number().int().min(1).default(5),
+    /** nsqd's message timeout for this consumer; messages waiting on a write are touched before it. */
+    messageTimeoutMs: z.number().int().min(1000).default(60_000),
+    /** At most this many topics are consumed; more are refused (counted and logged). */
+    maxTopics: z.number().int().min(1).default(1000),
+    /** stop(): how long in-flight messages may take to be written before they are requeued. */
+    drainTimeoutMs: z.number().int().min(0).default(10_000),
   })
   .strict();
 
@@ -196,15 +231,17 @@ export const httpSchema = z
     token: secret,
     /** Binding beyond loopback without a token must be asked for explicitly. */
     allowInsecureNonLoopback: z.boolean().default(false),
+    /** /post and /api/push bodies, counted after decompression; larger ones get a 413. */
     maxBodyBytes: z.number().int().min(1024).default(16 * MiB),
     /** Folders /log/offset may read; the log folder is always included. */
     logDirs: z.array(z.string().min(1)).default([]),
+    /** /log/offset reads at most this many bytes and returns at most this many lines per call. */
     maxLogReadBytes: z.number().int().min(1024).default(MiB),
     maxLogReadLines: z.number().int().min(1).default(10_000),
     /** POST /post to a namespace the registry does not list: refused (404) unless true. */
     allowAnyNamespace: z.boolean().default(false),
     /** Namespace for /api/push when the request names none. */
-    defaultPushNamespace: z.string().optional(),
+    defaultPushNamespace: z.string().min(1).optional(),
   })
   .strict();
 

@@ -15,6 +15,8 @@ export interface HttpServerOptions {
 export class HttpServer {
   private server: http.Server | undefined;
   private closing: Promise<void> | undefined;
+  /** Responses not yet finished, so stop() can tell their keep-alive sockets to close. */
+  private readonly inFlight = new Set<http.ServerResponse>();
 
   constructor(private readonly opts: HttpServerOptions) {
     const { listen, token, allowInsecureNonLoopback } = opts.config;
@@ -29,6 +31,12 @@ export class HttpServer {
   async start(): Promise<void> {
     const { host, port } = splitHostPort(this.opts.config.listen);
     const server = http.createServer(this.opts.app.callback());
+    server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      // A request arriving on a kept-alive socket while stopping is answered, then the socket goes.
+      if (this.closing) res.shouldKeepAlive = false;
+      this.inFlight.add(res);
+      res.once('close', () => this.inFlight.delete(res));
+    });
     server.requestTimeout = 60_000;
     server.headersTimeout = 10_000;
     server.keepAliveTimeout = 5_000;
@@ -56,6 +64,8 @@ export class HttpServer {
       if (!server) return resolve();
       server.close(() => resolve());
       server.closeIdleConnections();
+      // Requests still running finish, and their sockets close instead of idling in keep-alive.
+      for (const res of this.inFlight) res.shouldKeepAlive = false;
       // Requests still running get a moment to finish, then their sockets go.
       setTimeout(() => server.closeAllConnections(), 2000).unref();
     });

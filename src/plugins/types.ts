@@ -1,5 +1,9 @@
 // What the HTTP API and the CLI may ask of the plugin subsystem. Query strings use the full
 // git URL (`repo`) as the replaced agent did; built-in plugins are addressed by their name.
+// Also the contract of built-in plugins (goplugins/): a function from params to metrics.
+import type { Logger } from 'pino';
+import type { Metric, Rejection } from '../points/metric.ts';
+import type { PluginEntry } from '../registry/types.ts';
 
 export interface PluginRunResult {
   namespace: string;
@@ -16,6 +20,12 @@ export interface PluginRunResult {
   /** Line protocol published for this run, including the PLUGIN.<name> result point. */
   lines: string[];
   stderrTail: string;
+  /** Metrics the sink refused (the run still succeeds); at most the first 20. */
+  rejected?: Rejection[];
+  /** Metrics the sink refused, all of them. */
+  rejectedCount?: number;
+  /** stdout hit plugins.maxOutputBytes: the plugin was killed and its output discarded. */
+  outputCapped?: boolean;
 }
 
 export interface PluginInfo {
@@ -29,6 +39,12 @@ export interface PluginInfo {
   running: boolean;
   /** Refused entries (duplicate name, bad URL, clone failure) carry the reason here. */
   problem: string | null;
+  /** Commit of the cached clone (git plugins), once cloned. */
+  commit?: string | null;
+  /** Why the last /plugins/update failed (the plugin keeps running its old tree); null after a success. */
+  updateError?: string | null;
+  /** Scheduled ticks skipped because the previous run was still going. */
+  skippedTicks?: number;
   lastRun: Pick<PluginRunResult, 'startedAt' | 'durationMs' | 'exitCode' | 'timedOut' | 'success' | 'error'> | null;
 }
 
@@ -43,7 +59,30 @@ export interface PluginControl {
     namespace: string,
     repo: string,
     opts: { timeoutSec?: number; params?: string[] },
-  ): Promise<{ ok: true; result: PluginRunResult } | { ok: false; status: 404 | 409 | 400; message: string }>;
+  ): Promise<{ ok: true; result: PluginRunResult } | { ok: false; status: 404 | 409 | 400 | 503; message: string }>;
   enable(namespace: string, repo: string): Promise<PluginOpOutcome>;
   disable(namespace: string, repo: string): Promise<PluginOpOutcome>;
 }
+
+/** The registry reconciler's hook: called with every namespace's plugin entries after a change. */
+export interface PluginReconciler {
+  /** Never rejects; resolves once new clones are in place (or refused) and jobs are registered. */
+  reconcile(plugins: Record<string, PluginEntry[]>): Promise<void>;
+}
+
+/** What a built-in plugin gets besides its params. */
+export interface BuiltinPluginContext {
+  /** Aborted at the run's timeout (and when the agent stops): stop work and reject. */
+  signal: AbortSignal;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+/**
+ * A built-in plugin: params in, metrics out (named without the PLUGIN.<name>. prefix, which the
+ * runner adds). Throw ParamsError for bad params; `checkParams`, when present, lets the agent
+ * refuse bad params when the registry names the plugin rather than at its first run.
+ */
+export type BuiltinPluginFn = ((params: Record<string, unknown>, ctx: BuiltinPluginContext) => Promise<Metric[]>) & {
+  checkParams?: (params: Record<string, unknown>) => void;
+};

@@ -27,11 +27,15 @@ export interface Rejection {
 export interface PushOptions {
   /** Rename to `PLUGIN.<plugin>.<name>` (git and built-in plugins). */
   plugin?: string;
+  /** Also return the line protocol of the accepted points (plugin runs report what they published). */
+  returnLines?: boolean;
 }
 
 export interface PushResult {
   accepted: number;
   rejected: Rejection[];
+  /** Line protocol of the accepted points, when `returnLines` was asked for. */
+  lines?: string[];
 }
 
 /** Where every producer hands its metrics: normalises, then publishes to the namespace. */

@@ -11,6 +11,11 @@ export interface Publisher {
    */
   publish(namespace: string, lines: readonly string[]): Promise<void>;
   status(): Record<string, unknown>;
+  /**
+   * The longest line (UTF-8 bytes) the publisher can ever send; longer ones are dropped. The
+   * pipeline refuses them per metric up front, so a caller learns which one and why.
+   */
+  readonly maxLineBytes?: number;
 }
 
 /** A bound refused the lines; they were counted as dropped and logged. */

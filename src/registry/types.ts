@@ -52,6 +52,8 @@ export interface PollerStatus {
   nextPollAt: number | null;
   /** Where the answer in force came from. */
   source: 'registry' | 'cache' | 'none';
+  /** The registry polled: its URL or the registry file's path. */
+  location?: string;
 }
 
 export interface RegistryView {

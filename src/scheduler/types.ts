@@ -5,7 +5,10 @@ export interface JobSpec {
   key: string;
   namespace: string;
   intervalSec: number;
-  /** Never rejects in practice; a rejection is logged and counted by the scheduler. */
+  /**
+   * `plannedAt`: the grid time this run was planned for, ms since the epoch (actual start is
+   * later by the lateness). Never rejects in practice; a rejection is logged and counted.
+   */
   run(ctx: { plannedAt: number }): Promise<void>;
 }
 

@@ -18,4 +18,26 @@ export interface GatewaySender {
    */
   write(namespace: string, lines: readonly string[]): Promise<WriteOutcome>;
   status(): Record<string, unknown>;
+  /**
+   * Optional: told false while the sender cannot deliver (a backend is marked down) and true
+   * when it can again, so a consumer pauses instead of cycling its backlog through retries.
+   */
+  onAvailabilityChange?(listener: (available: boolean) => void): void;
+}
+
+export type RetryableReason = 'down' | 'failed' | 'queue-full' | 'stopped' | 'no-database' | 'retry-after';
+
+/**
+ * write() could not deliver now, nothing is lost: try the same lines again later, after at
+ * least `retryAfterMs` when set (a backend's Retry-After or the time until its next probe).
+ */
+export class RetryableWriteError extends Error {
+  constructor(
+    message: string,
+    readonly reason: RetryableReason,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'RetryableWriteError';
+  }
 }

@@ -60,7 +60,7 @@ export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentRun 
       const line = out.split('\n').find((l) => re.test(l));
       if (line !== undefined) return Promise.resolve(line);
       return new Promise<string>((resolve, reject) => {
-        const w = { re, resolve };
+        const w: { re: RegExp; resolve: (l: string) => void } = { re, resolve };
         waiters.add(w);
         const timer = setTimeout(() => {
           waiters.delete(w);

@@ -1,0 +1,58 @@
+// `processes`: Telegraf's count of processes by state (running, sleeping, blocked, zombies,
+// stopped, …), total and total_threads, from every /proc/<pid>/stat.
+import { scanProcesses, type ProcStat } from './proc-table.ts';
+import type { Accumulator, Collector } from './types.ts';
+import type { HostFs } from './hostfs.ts';
+
+const STATE_FIELD: Record<string, string> = {
+  R: 'running',
+  S: 'sleeping',
+  D: 'blocked',
+  Z: 'zombies',
+  X: 'dead',
+  T: 'stopped',
+  t: 'stopped',
+  W: 'paging',
+  I: 'idle',
+  P: 'parked',
+};
+
+export function processCounts(procs: readonly Pick<ProcStat, 'state' | 'numThreads'>[]): Record<string, number> {
+  const f: Record<string, number> = {
+    blocked: 0,
+    zombies: 0,
+    stopped: 0,
+    running: 0,
+    sleeping: 0,
+    dead: 0,
+    paging: 0,
+    idle: 0,
+    parked: 0,
+    unknown: 0,
+    total: 0,
+    total_threads: 0,
+  };
+  for (const p of procs) {
+    const field = STATE_FIELD[p.state] ?? 'unknown';
+    f[field]!++;
+    f.total!++;
+    if (Number.isFinite(p.numThreads)) f.total_threads! += p.numThreads;
+  }
+  return f;
+}
+
+export class ProcessesCollector implements Collector {
+  readonly name = 'processes';
+
+  constructor(private readonly opts: { hostFs: HostFs }) {}
+
+  async collect(acc: Accumulator): Promise<void> {
+    try {
+      const scan = await scanProcesses(this.opts.hostFs);
+      if (scan.skipped > 0) acc.error('proc', new Error(`${scan.skipped} processes over maxProcesses not counted`));
+      acc.add('processes', processCounts(scan.processes));
+    } catch (err) {
+      acc.error('proc', err);
+    }
+  }
+}

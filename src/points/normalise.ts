@@ -1,0 +1,241 @@
+// Metric → one InfluxDB line, per SPEC §3: host tag, seconds timestamps, numbers as floats,
+// PLUGIN.<plugin>.<metric> renames. Pure and synchronous (the clock is injected); a metric that
+// cannot be written is refused alone with a reason naming the field, never taking its
+// neighbours down. Escaping is left entirely to @influxdata/influxdb-client's Point.
+//
+// This is the agent's hottest loop (every point passes here once): checks use char codes and
+// one pass over each object, and a batch allocates nothing per metric but the Point and its line.
+import { Point, type PointSettings } from '@influxdata/influxdb-client';
+import type { Clock } from '../clock.ts';
+import type { Rejection } from './metric.ts';
+
+/** Why a metric was refused, as a short stable code (a metrics label); the reason text says more. */
+export type RejectCode =
+  | 'not_object'
+  | 'bad_name'
+  | 'bad_timestamp'
+  | 'bad_tag'
+  | 'bad_field'
+  | 'no_fields'
+  | 'too_long';
+
+export interface NormaliserOptions {
+  /** The `host` tag added to points that carry none. */
+  hostname: string;
+  clock: Clock;
+  /**
+   * Timestamps above this many seconds are taken as milliseconds, microseconds or nanoseconds
+   * and replaced by now. 1e11 s is the year 5138, while "now" in milliseconds is already
+   * 1.7e12, so no real seconds timestamp is mistaken for a finer unit.
+   */
+  maxSecondsTimestamp?: number;
+}
+
+export type NormaliseOutcome =
+  | { ok: true; line: string; timestampReplaced: boolean }
+  | { ok: false; code: RejectCode; reason: string };
+
+export interface NormalisedBatch {
+  lines: string[];
+  /** Per refused metric: its index in the input, the reason text and the code. */
+  rejected: Array<Rejection & { code: RejectCode }>;
+  /** Metrics whose given timestamp (0, negative, not seconds, not finite) was replaced by now. */
+  timestampsReplaced: number;
+}
+
+export const DEFAULT_MAX_SECONDS_TIMESTAMP = 1e11;
+
+const BACKSLASH = 92;
+const HASH = 35;
+
+/** A refusal on the hot path: a small object, only ever made for bad input. */
+class Refusal {
+  constructor(
+    readonly code: RejectCode,
+    readonly reason: string,
+  ) {}
+}
+
+export class Normaliser {
+  private readonly hostname: string;
+  private readonly clock: Clock;
+  private readonly maxSeconds: number;
+  /** Seconds as given: the lib's default would print nanoseconds (FIELD-NOTES). */
+  private readonly settings: Partial<PointSettings> = { convertTime: (t) => (t === undefined ? undefined : String(t)) };
+  /** Set by one(): whether the metric's given timestamp was replaced by now. */
+  private replaced = false;
+
+  constructor(opts: NormaliserOptions) {
+    if (typeof opts.hostname !== 'string' || opts.hostname === '') {
+      throw new Error('Normaliser: hostname must be a non-empty string (config "hostname")');
+    }
+    if (opts.hostname.endsWith('\\')) throw new Error('Normaliser: hostname must not end with a backslash');
+    this.hostname = opts.hostname;
+    this.clock = opts.clock;
+    this.maxSeconds = opts.maxSecondsTimestamp ?? DEFAULT_MAX_SECONDS_TIMESTAMP;
+    if (!(this.maxSeconds > 0)) throw new Error('Normaliser: maxSecondsTimestamp must be positive');
+  }
+
+  /** Normalises one metric; `nowSec` lets callers share one clock reading. */
+  normalise(input: unknown, plugin?: string, nowSec = Math.floor(this.clock.now() / 1000)): NormaliseOutcome {
+    const out = this.one(input, plugin === undefined ? undefined : pluginPrefix(plugin), nowSec);
+    if (out instanceof Refusal) return { ok: false, code: out.code, reason: out.reason };
+    return { ok: true, line: out, timestampReplaced: this.replaced };
+  }
+
+  /** Normalises a batch with one clock reading; refusals keep the metric's index. */
+  normaliseBatch(inputs: readonly unknown[], plugin?: string): NormalisedBatch {
+    const nowSec = Math.floor(this.clock.now() / 1000);
+    const prefix = plugin === undefined ? undefined : pluginPrefix(plugin);
+    const lines: string[] = [];
+    const rejected: NormalisedBatch['rejected'] = [];
+    let timestampsReplaced = 0;
+    for (let i = 0; i < inputs.length; i++) {
+      const out = this.one(inputs[i], prefix, nowSec);
+      if (typeof out === 'string') {
+        lines.push(out);
+        if (this.replaced) timestampsReplaced++;
+      } else {
+        rejected.push({ index: i, reason: out.reason, code: out.code });
+      }
+    }
+    return { lines, rejected, timestampsReplaced };
+  }
+
+  private one(input: unknown, prefix: string | undefined, nowSec: number): string | Refusal {
+    this.replaced = false;
+    if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+      return new Refusal('not_object', `metric: expected an object, found ${describe(input)}`);
+    }
+    const m = input as Record<string, unknown>;
+
+    const rawName = m.name;
+    if (typeof rawName !== 'string') return new Refusal('bad_name', `name: expected a string, found ${describe(rawName)}`);
+    if (rawName === '') return new Refusal('bad_name', 'name: must not be empty');
+    let name = rawName;
+    // Idempotent, so a plugin that already prints the full name is not renamed twice.
+    if (prefix !== undefined && !name.startsWith(prefix)) name = prefix + name;
+    // The lib escapes ", \n" but not a trailing backslash, which would escape the next separator.
+    if (name.charCodeAt(name.length - 1) === BACKSLASH) return new Refusal('bad_name', 'name: must not end with a backslash');
+    // InfluxDB skips a line that starts with "#" as a comment: the point would vanish silently.
+    if (name.charCodeAt(0) === HASH) return new Refusal('bad_name', 'name: must not start with "#" (InfluxDB reads the line as a comment)');
+
+    let ts = nowSec;
+    const rawTs = m.timestamp;
+    if (rawTs !== undefined && rawTs !== null) {
+      let n: number;
+      if (typeof rawTs === 'number') {
+        n = rawTs;
+      } else if (typeof rawTs === 'string' && rawTs.trim() !== '') {
+        n = Number(rawTs);
+        if (Number.isNaN(n)) return new Refusal('bad_timestamp', `timestamp: expected seconds since the epoch, found ${describe(rawTs)}`);
+      } else {
+        return new Refusal('bad_timestamp', `timestamp: expected seconds since the epoch, found ${describe(rawTs)}`);
+      }
+      if (n > 0 && n <= this.maxSeconds) ts = Math.floor(n);
+      else this.replaced = true;
+    }
+
+    const point = new Point(name);
+    point.timestamp(ts);
+
+    let hasHost = false;
+    const tags = m.tags;
+    if (tags !== undefined && tags !== null) {
+      if (typeof tags !== 'object' || Array.isArray(tags)) {
+        return new Refusal('bad_tag', `tags: expected an object of strings, found ${describe(tags)}`);
+      }
+      const t = tags as Record<string, unknown>;
+      for (const key in t) {
+        const raw = t[key];
+        let value: string;
+        if (typeof raw === 'string') value = raw;
+        else if ((typeof raw === 'number' && Number.isFinite(raw)) || typeof raw === 'boolean') value = String(raw);
+        else return new Refusal('bad_tag', `tags.${key}: expected a string, found ${describe(raw)}`);
+        const problem = keyProblem(key) ?? (value.charCodeAt(value.length - 1) === BACKSLASH ? 'value must not end with a backslash' : undefined);
+        if (problem !== undefined) return new Refusal('bad_tag', `tags.${key || '""'}: ${problem}`);
+        // Empty values are left out (InfluxDB refuses them; Point and Telegraf skip them too).
+        if (value === '') continue;
+        if (key === 'host') hasHost = true;
+        point.tag(key, value);
+      }
+    }
+    if (!hasHost) point.tag('host', this.hostname);
+
+    let fieldCount = 0;
+    const fields = m.fields;
+    if (fields !== undefined && fields !== null) {
+      if (typeof fields !== 'object' || Array.isArray(fields)) {
+        return new Refusal('bad_field', `fields: expected an object, found ${describe(fields)}`);
+      }
+      const f = fields as Record<string, unknown>;
+      for (const key in f) {
+        const problem = addField(point, key, f[key], 'fields.');
+        if (problem !== undefined) return new Refusal('bad_field', problem);
+        fieldCount++;
+      }
+    }
+    const value = m.value;
+    if (value !== undefined) {
+      if (fieldCount > 0 && Object.prototype.hasOwnProperty.call(fields, 'value')) {
+        return new Refusal('bad_field', 'value: set twice, as "value" and as "fields.value"; keep one');
+      }
+      const problem = addField(point, 'value', value, '');
+      if (problem !== undefined) return new Refusal('bad_field', problem);
+      fieldCount++;
+    }
+    if (fieldCount === 0) return new Refusal('no_fields', 'value: missing (a metric needs "value" or a non-empty "fields")');
+
+    const line = point.toLineProtocol(this.settings);
+    // Unreachable after the checks above; kept so a library change cannot drop a point silently.
+    if (line === undefined) return new Refusal('no_fields', 'metric: the line-protocol writer refused it');
+    return line;
+  }
+}
+
+function pluginPrefix(plugin: string): string {
+  return `PLUGIN.${plugin}.`;
+}
+
+/** Problems shared by tag keys and field keys. */
+function keyProblem(key: string): string | undefined {
+  if (key === '') return 'key must not be empty';
+  if (key.charCodeAt(key.length - 1) === BACKSLASH) return 'key must not end with a backslash';
+  // InfluxDB 1.x refuses the whole point when a tag or field is called "time".
+  if (key === 'time') return 'key "time" is reserved by InfluxDB';
+  return undefined;
+}
+
+/** Adds one field; returns the reason when the value cannot be written. */
+function addField(point: Point, key: string, raw: unknown, where: string): string | undefined {
+  const problem = keyProblem(key);
+  if (problem !== undefined) return `${where}${key || '""'}: ${problem}`;
+  switch (typeof raw) {
+    case 'number':
+      if (!Number.isFinite(raw)) return `${where}${key}: ${String(raw)} cannot be stored (finite numbers only)`;
+      point.floatField(key, raw);
+      return undefined;
+    case 'boolean':
+      point.booleanField(key, raw);
+      return undefined;
+    case 'string':
+      // The lib escapes quotes and backslashes but not line breaks, which would split the line:
+      // they are written as the two characters "\n" / "\r" instead (documented in the README).
+      point.stringField(key, raw.includes('\n') || raw.includes('\r') ? raw.replace(/\r/g, '\\r').replace(/\n/g, '\\n') : raw);
+      return undefined;
+    default:
+      return `${where}${key}: expected a number, boolean or string, found ${describe(raw)}`;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `the string ${quote(v)}`;
+  if (typeof v === 'number') return String(v);
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 60)}…` : s);
+}
