@@ -137,15 +137,18 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
   }
   const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
   if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');
-  const agent = new Agent({ config, logger, role });
+  // The pid file is claimed before the parts start, so "agent started" means it is there.
+  writePidFile(config.pidFile, process.pid);
+  let agent: Agent;
   try {
+    agent = new Agent({ config, logger, role });
     await agent.start();
   } catch (err) {
     logger.fatal({ err }, 'agent failed to start');
+    removePidFile(config.pidFile, process.pid);
     await close();
     throw new ExitError(`agent failed to start: ${(err as Error).message}`, EXIT_FAILURE);
   }
-  writePidFile(config.pidFile, process.pid);
 
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {

@@ -18,6 +18,9 @@ import { RetryableWriteError, type GatewaySender } from '../sender/types.ts';
 import { TopicSource, type NamespaceSource } from './topic-source.ts';
 
 export const INVALID_MESSAGES_FILE = 'invalid-messages.jsonl';
+/** On close: how long without a late message counts as quiet, and the longest wait for it. */
+const LATE_MESSAGE_QUIET_MS = 50;
+const LATE_MESSAGE_MAX_WAIT_MS = 500;
 
 export interface RelayOptions {
   config: RelayConfig;
@@ -315,6 +318,10 @@ export class Relay {
 
   private async drainAndClose(tr: TopicReader, drainMs: number): Promise<void> {
     tr.reader.pause();
+    // nsqd may still send what it had taken before it saw RDY 0. A message that reaches a closed
+    // connection stays in flight at nsqd for the whole message timeout, so give late arrivals
+    // one quiet moment to come in (onMessage hands them straight back) before closing.
+    await this.waitQuiet(tr, LATE_MESSAGE_QUIET_MS, LATE_MESSAGE_MAX_WAIT_MS);
     if (tr.inFlight.size > 0) await this.waitDrained(tr, drainMs);
     for (const entry of tr.inFlight) {
       if (this.respond(entry.msg, 'requeue', 0) === 'requeued') {
@@ -327,6 +334,22 @@ export class Relay {
     const closed = tr.connected.size > 0 ? once(tr.reader, 'not_ready') : Promise.resolve();
     tr.reader.close();
     await raceDelay(closed, 2000, this.clock);
+  }
+
+  /** Resolves once no message reached `tr` for `quietMs`, or after `maxMs` at the most. */
+  private waitQuiet(tr: TopicReader, quietMs: number, maxMs: number): Promise<void> {
+    if (tr.connected.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const clock = this.clock;
+      const deadline = clock.now() + maxMs;
+      let seen = tr.counts.received;
+      clock.setTimeout(check, quietMs);
+      function check(): void {
+        if (tr.counts.received === seen || clock.now() >= deadline) return resolve();
+        seen = tr.counts.received;
+        clock.setTimeout(check, quietMs);
+      }
+    });
   }
 
   private waitDrained(tr: TopicReader, ms: number): Promise<void> {
@@ -345,6 +368,17 @@ export class Relay {
   // --- messages ---------------------------------------------------------------------------------
 
   private onMessage(tr: TopicReader, msg: Message): void {
+    if (this.state !== 'running' || this.closing.has(tr)) {
+      // Sent by nsqd before it saw our pause: hand it straight back rather than start a write
+      // whose FIN could miss the closing connection (nsqd would then hold it for msg-timeout).
+      tr.counts.received++;
+      this.counts.received++;
+      if (this.respond(msg, 'requeue', 0) === 'requeued') {
+        tr.counts.requeued++;
+        this.count('requeued');
+      }
+      return;
+    }
     const entry: InFlight = { msg, lastTouchAt: this.clock.now() };
     tr.inFlight.add(entry);
     tr.counts.received++;
