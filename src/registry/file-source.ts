@@ -29,7 +29,7 @@ export class FileRegistrySource implements RegistrySource {
     if (etag === digest) return { status: 'not-modified' };
     let doc: unknown;
     try {
-      doc = JSON.parse(buf.toString('utf8'));
+      doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf));
     } catch (err) {
       throw new Error(`${this.opts.file}: not valid JSON: ${(err as Error).message}`);
     }

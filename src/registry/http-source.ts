@@ -98,7 +98,13 @@ async function readCapped(res: Response, maxBytes: number, url: string, timeoutM
     if ((err as Error).message.startsWith(`GET ${url}`)) throw err;
     throw new Error(`GET ${url}: reading the answer: ${describeFetchError(err, timeoutMs)}`);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  // Strict decoding: a lenient one would turn invalid bytes into U+FFFD and so into namespaces
+  // the registry never named.
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new Error(`GET ${url}: the answer is not valid UTF-8`);
+  }
 }
 
 function describeFetchError(err: unknown, timeoutMs: number): string {
