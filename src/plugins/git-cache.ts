@@ -8,6 +8,7 @@ import { chmod, cp, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { simpleGit } from 'simple-git';
+import { abortScope } from '../abort-scope.ts';
 import { checkRef, checkRepoUrl } from './repo-url.ts';
 import { namespaceDir, pluginDir } from './plugin-paths.ts';
 
@@ -164,7 +165,8 @@ export class PluginRepoCache {
       await ensureTraversableDir(this.cacheDir);
       await ensureTraversableDir(nsDir);
       const tmp = await mkdtemp(path.join(nsDir, `${TMP_PREFIX}${path.basename(dir)}-`));
-      const signal = this.deadline(op.signal);
+      const deadline = abortScope(op.signal, this.gitTimeoutMs);
+      const signal = deadline.signal;
       try {
         const tree = path.join(tmp, 'tree');
         await this.git(tmp, signal).raw(['clone', '--quiet', '--', checked.url, tree]).catch(gitFailure('git clone'));
@@ -180,6 +182,7 @@ export class PluginRepoCache {
       } catch (err) {
         throw asRepoError(err, signal, op.signal, this.gitTimeoutMs, 'clone');
       } finally {
+        deadline.dispose();
         await rm(tmp, { recursive: true, force: true });
       }
     });
@@ -197,7 +200,8 @@ export class PluginRepoCache {
       if (!(await isPluginTree(dir))) throw new PluginRepoError(`plugin ${name} of namespace ${namespace} has no cached clone to update`);
       const from = (await readMeta(dir))?.commit ?? null;
       const tmp = await mkdtemp(path.join(path.dirname(dir), `${TMP_PREFIX}${path.basename(dir)}-`));
-      const signal = this.deadline(op.signal);
+      const deadline = abortScope(op.signal, this.gitTimeoutMs);
+      const signal = deadline.signal;
       try {
         const tree = path.join(tmp, 'tree');
         await cp(dir, tree, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
@@ -228,6 +232,7 @@ export class PluginRepoCache {
         const why = asRepoError(err, signal, op.signal, this.gitTimeoutMs, 'update');
         throw new PluginRepoError(`update failed, still running ${from ? from.slice(0, 12) : 'the old tree'}: ${why.message}`);
       } finally {
+        deadline.dispose();
         await rm(tmp, { recursive: true, force: true });
       }
     });
@@ -240,11 +245,6 @@ export class PluginRepoCache {
     const r = checkRef(ref);
     if (!r.ok) throw new PluginRepoError(r.reason);
     return { url: u.url, ref: r.ref };
-  }
-
-  private deadline(stop: AbortSignal | undefined): AbortSignal {
-    const timeout = AbortSignal.timeout(this.gitTimeoutMs);
-    return stop ? AbortSignal.any([timeout, stop]) : timeout;
   }
 
   private async exclusive<T>(dir: string, fn: () => Promise<T>): Promise<T> {

@@ -7,6 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import type { Transport } from '@influxdata/influxdb-client';
+import { abortScope } from '../abort-scope.ts';
 import type { BackendConfig } from '../config/schema.ts';
 import { retryAfterMs } from './write-errors.ts';
 
@@ -122,9 +123,13 @@ export class BackendClient {
     this.agent.destroy();
   }
 
-  private request(path: string, body: string, method: string, headers: Record<string, string>): Promise<unknown> {
-    const signal = AbortSignal.any([this.closing.signal, AbortSignal.timeout(this.backend.timeoutMs)]);
-    return this.transport.request(path, body, { method, headers: { ...this.auth, ...headers }, signal }) as Promise<unknown>;
+  private async request(path: string, body: string, method: string, headers: Record<string, string>): Promise<unknown> {
+    const scope = abortScope(this.closing.signal, this.backend.timeoutMs);
+    try {
+      return (await this.transport.request(path, body, { method, headers: { ...this.auth, ...headers }, signal: scope.signal })) as unknown;
+    } finally {
+      scope.dispose();
+    }
   }
 
   private classify(err: unknown): WriteAnswer {
