@@ -142,7 +142,6 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
   let agent: Agent;
   try {
     agent = new Agent({ config, logger, role });
-    await agent.start();
   } catch (err) {
     logger.fatal({ err }, 'agent failed to start');
     removePidFile(config.pidFile, process.pid);
@@ -150,6 +149,9 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
     throw new ExitError(`agent failed to start: ${(err as Error).message}`, EXIT_FAILURE);
   }
 
+  // Signals are handled from before the first part starts: a signal during start waits for the
+  // start to settle, then stops what started (never the default action, which would kill us).
+  const starting = agent.start();
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -159,8 +161,9 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
     }
     stopping = true;
     logger.info({ signal }, 'stopping: flushing, then exiting');
-    agent
-      .stop()
+    starting
+      .catch(() => undefined)
+      .then(() => agent.stop())
       .then(
         () => {
           logger.info({ signal }, 'agent stopped');
@@ -190,6 +193,16 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
     }
     agent.reload(next);
   });
+
+  try {
+    await starting;
+  } catch (err) {
+    if (stopping) return; // the signal handler finishes the exit
+    logger.fatal({ err }, 'agent failed to start');
+    removePidFile(config.pidFile, process.pid);
+    await close();
+    throw new ExitError(`agent failed to start: ${(err as Error).message}`, EXIT_FAILURE);
+  }
   // --daemon: tell the parent we are up, then cut the tie so it can exit.
   if (process.send) {
     process.send({ started: true, pid: process.pid });
