@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Metric } from '../../src/points/metric.ts';
-import { builtinPlugin } from '../../src/plugins/builtin.ts';
+import { builtinPlugin, probeAll } from '../../src/plugins/builtin.ts';
 import type { BuiltinPluginContext } from '../../src/plugins/types.ts';
 
 const httpUrl = z
@@ -43,16 +43,7 @@ export type HttpProbeParams = z.output<typeof httpProbeParams>;
 export const httpProbe = builtinPlugin(httpProbeParams, async (params, ctx) => {
   const urls = params.urls ?? [params.url as string];
   const ca = params.caFile ? await readFile(params.caFile) : undefined;
-  const results: Metric[][] = new Array(urls.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < urls.length) {
-      const i = next++;
-      results[i] = await probe(urls[i] as string, params, ca, ctx);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(params.concurrency, urls.length) }, worker));
-  return results.flat();
+  return probeAll(urls, params.concurrency, (target) => probe(target, params, ca, ctx));
 });
 
 interface ProbeAnswer {

@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
 import type { Metric } from '../../src/points/metric.ts';
-import { builtinPlugin } from '../../src/plugins/builtin.ts';
+import { builtinPlugin, probeAll } from '../../src/plugins/builtin.ts';
 import type { BuiltinPluginContext } from '../../src/plugins/types.ts';
 import { parseExposition } from './parse.ts';
 
@@ -42,16 +42,7 @@ const RESERVED_LABELS = new Set(['url', 'host']);
 export const promScrape = builtinPlugin(promScrapeParams, async (params, ctx) => {
   const urls = params.urls ?? [params.url as string];
   const ca = params.caFile ? await readFile(params.caFile) : undefined;
-  const results: Metric[][] = new Array(urls.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < urls.length) {
-      const i = next++;
-      results[i] = await scrape(urls[i] as string, params, ca, ctx);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(params.concurrency, urls.length) }, worker));
-  return results.flat();
+  return probeAll(urls, params.concurrency, (target) => scrape(target, params, ca, ctx));
 });
 
 async function scrape(url: string, p: PromScrapeParams, ca: Buffer | undefined, ctx: BuiltinPluginContext): Promise<Metric[]> {

@@ -4,7 +4,7 @@
 import net from 'node:net';
 import { z } from 'zod';
 import type { Metric } from '../../src/points/metric.ts';
-import { builtinPlugin } from '../../src/plugins/builtin.ts';
+import { builtinPlugin, probeAll } from '../../src/plugins/builtin.ts';
 import type { BuiltinPluginContext } from '../../src/plugins/types.ts';
 
 const ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
@@ -38,16 +38,7 @@ const MAX_READ_BYTES = 64 * 1024;
 
 export const tcpProbe = builtinPlugin(tcpProbeParams, async (params, ctx) => {
   const addresses = params.addresses ?? [params.address as string];
-  const results: Metric[][] = new Array(addresses.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < addresses.length) {
-      const i = next++;
-      results[i] = await probe(addresses[i] as string, params, ctx);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(params.concurrency, addresses.length) }, worker));
-  return results.flat();
+  return probeAll(addresses, params.concurrency, (target) => probe(target, params, ctx));
 });
 
 async function probe(addr: string, p: TcpProbeParams, ctx: BuiltinPluginContext): Promise<Metric[]> {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ZodIssue } from 'zod';
+import { describeZodIssue } from './issues.ts';
 import { configSchema, type AgentConfig } from './schema.ts';
 
 /** A validated config whose paths are absolute and whose derived defaults are filled in. */
@@ -48,7 +48,9 @@ export function parseConfig(raw: unknown, configPath: string, env: NodeJS.Proces
   const problems: string[] = [];
   const substituted = substituteEnv(raw, '$', env, problems);
   const parsed = configSchema.safeParse(substituted);
-  if (!parsed.success) problems.push(...parsed.error.issues.map(describeIssue));
+  if (!parsed.success) problems.push(
+      ...parsed.error.issues.map((i) => describeZodIssue(i, { unknownKeyHint: "check the spelling against the README's config reference" })),
+    );
   if (problems.length > 0 || !parsed.success) throw new ConfigError(configPath, problems);
   return resolve(parsed.data, configPath);
 }
@@ -101,30 +103,6 @@ function substituteEnv(value: unknown, at: string, env: NodeJS.ProcessEnv, probl
     );
   }
   return value;
-}
-
-export function jsonPath(segments: ReadonlyArray<string | number>): string {
-  return segments.reduce<string>((acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : `${acc}.${s}`), '$');
-}
-
-function describeIssue(issue: ZodIssue): string {
-  const where = jsonPath(issue.path);
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.received === 'undefined'
-        ? `${where}: required ${issue.expected} is missing`
-        : `${where}: found ${issue.received}, expected ${issue.expected}`;
-    case 'unrecognized_keys':
-      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling against the README's config reference)`;
-    case 'invalid_enum_value':
-      return `${where}: found ${JSON.stringify(issue.received)}, expected one of ${issue.options.map((o) => JSON.stringify(o)).join(', ')}`;
-    case 'too_small':
-      return `${where}: ${issue.message.toLowerCase()}`;
-    case 'too_big':
-      return `${where}: ${issue.message.toLowerCase()}`;
-    default:
-      return `${where}: ${issue.message}`;
-  }
 }
 
 const SECRET_KEY = /token|password|secret/i;

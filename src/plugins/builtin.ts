@@ -62,3 +62,24 @@ export function paramsFromArgs(args: readonly string[]): Record<string, unknown>
   }
   return out;
 }
+
+/**
+ * Probes every target with at most `concurrency` at once and returns their metrics in target
+ * order: the shape of every multi-target built-in plugin (url/urls, address/addresses).
+ */
+export async function probeAll<T>(
+  targets: readonly T[],
+  concurrency: number,
+  probe: (target: T) => Promise<Metric[]>,
+): Promise<Metric[]> {
+  const results: Metric[][] = new Array(targets.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < targets.length) {
+      const i = next++;
+      results[i] = await probe(targets[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
+  return results.flat();
+}

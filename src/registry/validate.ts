@@ -2,6 +2,7 @@
 // registry's host entry may hold, checked where it enters. An answer with any problem is
 // refused whole; each problem names its JSON path, what was found and what is expected.
 import { z, type ZodIssue } from 'zod';
+import { describeZodIssue, formatPath } from '../config/issues.ts';
 import type { NamespaceChecks, PluginEntry, PollerStatus } from './types.ts';
 
 export type PollerKind = PollerStatus['name'];
@@ -197,33 +198,10 @@ function stripUndefined(v: unknown): unknown {
   return v;
 }
 
-/** `$.plugins["demo.web"][0].interval`: keys that are not identifiers are quoted. */
-export function formatPath(at: string, segments: ReadonlyArray<string | number>): string {
-  return segments.reduce<string>(
-    (acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : /^[A-Za-z_$][\w$]*$/.test(s) ? `${acc}.${s}` : `${acc}[${JSON.stringify(s)}]`),
-    at,
-  );
-}
+export { formatPath };
 
 function describeIssue(issue: ZodIssue, at: string): string {
-  const where = formatPath(at, issue.path);
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.received === 'undefined'
-        ? `${where}: required ${issue.expected} is missing`
-        : `${where}: found ${issue.received}, expected ${issue.expected}`;
-    case 'unrecognized_keys':
-      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
-    case 'too_small':
-      if (issue.type === 'number') return `${where}: must be ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}`;
-      return `${where}: ${issue.message}`;
-    case 'too_big':
-      if (issue.type === 'number') return `${where}: must be ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}`;
-      if (issue.type === 'array') return `${where}: at most ${String(issue.maximum)} entries`;
-      return `${where}: ${issue.message}`;
-    case 'invalid_union':
-      return `${where}: expected a list of strings or an object`;
-    default:
-      return `${where}: ${issue.message}`;
-  }
+  if (issue.code === 'invalid_union') return `${formatPath(at, issue.path)}: expected a list of strings or an object`;
+  return describeZodIssue(issue, { at });
 }
+
