@@ -1,4 +1,4 @@
-// Fault suite, the services around the agent: InfluxDB down for 20 s under steady traffic (NSQ
+// Fault suite, the services around the agent: InfluxDB down for a minute under steady traffic (NSQ
 // holds the data, the relay pauses, nothing is dropped), and an HTTP registry that goes down and
 // then answers garbage (the last good answer stays in force, also across an agent restart).
 import { after, before, test } from 'node:test';
@@ -29,11 +29,11 @@ before(async () => {
 });
 after(stopAll);
 
-// The issue asks for a minute; 20 s exercises the same path (backend marked down, relay paused,
-// probes, resume) within the suite's time budget.
-const INFLUX_OUTAGE_MS = 20_000;
+// A minute, as an operator's maintenance window might be: backend marked down, relay paused,
+// probes, resume, with ~30,000 points waiting in NSQ meanwhile.
+const INFLUX_OUTAGE_MS = 60_000;
 
-test('influxd down for 20 s under steady traffic: NSQ holds it, all of it arrives, nothing dropped', { timeout: 120_000 }, async () => {
+test('influxd down for a minute under steady traffic: NSQ holds it, all of it arrives, nothing dropped', { timeout: 240_000 }, async () => {
   const dir = openTempDir('fault-influx');
   const nsqd = await startNsqd();
   const ns = 'faults.influx_down';
@@ -63,7 +63,7 @@ test('influxd down for 20 s under steady traffic: NSQ holds it, all of it arrive
     const sent = loop.totals.acked;
     const arrived = await settle(() => arrivedCount(influxd, ns, 'influx'), sent, 45_000);
     const dropped = await droppedCount(agent.api);
-    report('influxd down 20 s', { sent, arrived, dropped, unacked: loop.totals.unacked }, `acknowledged by the end of the outage ${ackedDuringOutage}, /health ok ${healthy}×`);
+    report(`influxd down ${INFLUX_OUTAGE_MS / 1000} s`, { sent, arrived, dropped, unacked: loop.totals.unacked }, `acknowledged by the end of the outage ${ackedDuringOutage}, /health ok ${healthy}×`);
     assert.equal(loop.totals.unacked, 0, JSON.stringify(loop.totals.statuses));
     assert.equal(dropped, 0);
     assert.equal(arrived, sent);
