@@ -1,8 +1,7 @@
 // Shared by the fault and abuse suites: the whole agent as a separate process (bin/agent start)
 // in front of a real nsqd and influxd, its API as a client, unique points whose arrival can be
 // counted in InfluxDB, and the agent's own drop counters read back from /metrics.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -297,30 +296,7 @@ export function postLoop(api: AgentApi, ns: string, caseTag: string, per: number
 // ---------------------------------------------------------------------------------------------
 // A git plugin made on the spot
 
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 'fault',
-  GIT_AUTHOR_EMAIL: 'fault@example.invalid',
-  GIT_COMMITTER_NAME: 'fault',
-  GIT_COMMITTER_EMAIL: 'fault@example.invalid',
-  GIT_CONFIG_NOSYSTEM: '1',
-};
-
-/** A bare repo `<root>/repos/<name>.git` whose root holds `plugin.sh`; returns its file:// URL. */
-export function pluginRepo(root: string, name: string, script: string): string {
-  const work = path.join(root, 'work', name);
-  const bare = path.join(root, 'repos', `${name}.git`);
-  mkdirSync(work, { recursive: true });
-  mkdirSync(bare, { recursive: true });
-  const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: GIT_ENV, stdio: 'ignore' });
-  git(bare, 'init', '--quiet', '--bare', '-b', 'main');
-  git(work, 'init', '--quiet', '-b', 'main');
-  writeFileSync(path.join(work, 'plugin.sh'), script, { mode: 0o755 });
-  git(work, 'add', 'plugin.sh');
-  git(work, 'commit', '--quiet', '-m', 'plugin');
-  git(work, 'push', '--quiet', bare, 'main');
-  return `file://${bare}`;
-}
+export { pluginRepo } from '../plugins/helpers.ts';
 
 // ---------------------------------------------------------------------------------------------
 // An HTTP registry the test controls: a good answer, an outage, or garbage

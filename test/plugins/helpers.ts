@@ -70,6 +70,13 @@ export class TestRepo {
   }
 }
 
+/** A bare repo on disk whose root holds `plugin.sh` with `script`; returns its file:// URL. */
+export function pluginRepo(root: string, name: string, script: string): string {
+  const repo = new TestRepo(root, name);
+  repo.commit({ 'plugin.sh': script });
+  return repo.url;
+}
+
 /** The body of a fixture plugin under test/fixtures/plugins/<name>/plugin.sh. */
 export function fixture(name: string): string {
   return readFileSync(new URL(`../fixtures/plugins/${name}/plugin.sh`, import.meta.url), 'utf8');

@@ -2,12 +2,12 @@
 // few namespaces, port and process checks, git plugins from bare repos, built-in plugins, NSQ
 // with the relay, InfluxDB) under a steady POST /post load, sampled for RSS and event-loop delay.
 // Shared by `npm run soak` (scripts/soak.ts) and the short version in test/soak/soak.test.ts.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runAgent, type AgentRun } from '../helpers/agent-process.ts';
+import { pluginRepo } from '../plugins/helpers.ts';
 import { freePort, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
 
 export interface SoakOptions {
@@ -74,33 +74,6 @@ const LOAD_MEASUREMENT = 'soak_load';
 /** Series per load measurement: the slot tag cycles through these, the timestamp steps after each round. */
 const LOAD_SLOTS = 1000;
 
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 'soak',
-  GIT_AUTHOR_EMAIL: 'soak@example.invalid',
-  GIT_COMMITTER_NAME: 'soak',
-  GIT_COMMITTER_EMAIL: 'soak@example.invalid',
-  GIT_CONFIG_NOSYSTEM: '1',
-};
-
-function git(cwd: string, ...args: string[]): void {
-  execFileSync('git', args, { cwd, env: GIT_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/** A bare repo holding `plugin.sh`; returns its file:// URL. */
-function makePluginRepo(root: string, name: string, script: string): string {
-  const bare = path.join(root, 'remotes', `${name}.git`);
-  const work = path.join(root, 'work', name);
-  mkdirSync(bare, { recursive: true });
-  mkdirSync(work, { recursive: true });
-  git(bare, 'init', '--quiet', '--bare', '-b', 'main');
-  git(work, 'init', '--quiet', '-b', 'main');
-  writeFileSync(path.join(work, 'plugin.sh'), script, { mode: 0o755 });
-  git(work, 'add', '-A');
-  git(work, 'commit', '--quiet', '-m', 'plugin');
-  git(work, 'push', '--quiet', bare, 'HEAD:refs/heads/main');
-  return `file://${bare}`;
-}
 
 function readRss(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -181,12 +154,12 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   try {
     const [nsqd, influx, httpPort] = await Promise.all([startNsqd(), startInfluxd({ version: opts.influxVersion ?? '1.6' }), freePort()]);
     const listen = `127.0.0.1:${httpPort}`;
-    const counter = makePluginRepo(
+    const counter = pluginRepo(
       root,
       'soak_counter',
       '#!/bin/bash\n# Three metrics per run, one tagged with the first argument.\necho "[{\\"name\\":\\"runs\\",\\"value\\":1},{\\"name\\":\\"rand\\",\\"value\\":$RANDOM},{\\"name\\":\\"arg\\",\\"value\\":2,\\"tags\\":{\\"arg\\":\\"${1:-none}\\"}}]"\n',
     );
-    const lister = makePluginRepo(
+    const lister = pluginRepo(
       root,
       'soak_procs',
       '#!/bin/bash\n# Forks a few commands per run, as real plugins do.\nn=$(ls /proc | grep -c "^[0-9]")\nl=$(cut -d" " -f1 /proc/loadavg)\necho "[{\\"name\\":\\"procs\\",\\"value\\":$n},{\\"name\\":\\"load1\\",\\"value\\":$l}]"\n',
