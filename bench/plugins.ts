@@ -18,9 +18,8 @@ import { silentLogger } from '../src/log/logger.ts';
 import { Normaliser } from '../src/points/normalise.ts';
 import { Pipeline } from '../src/points/pipeline.ts';
 import { PluginManager } from '../src/plugins/plugin-manager.ts';
-import { PluginRunner } from '../src/plugins/plugin-runner.ts';
+import { createPluginRunner } from '../src/plugins/plugin-runner.ts';
 import { folderName } from '../src/plugins/plugin-paths.ts';
-import { findExecutable } from '../src/plugins/process-runner.ts';
 import { resolveRunAs } from '../src/plugins/run-as.ts';
 import type { PluginEntry } from '../src/registry/types.ts';
 import type { Publisher } from '../src/publish/publisher.ts';
@@ -146,16 +145,7 @@ export default async function bench(ctx: BenchContext): Promise<string> {
 
     // B. back to back: the agent's runner vs a plain bash loop, same scripts, same user
     const ids = await resolveRunAs({ runAsUser: config.plugins.runAsUser });
-    const runner = new PluginRunner({
-      sink,
-      logger: silentLogger(),
-      clock: systemClock,
-      killGraceMs: config.plugins.killGraceMs,
-      maxOutputBytes: config.plugins.maxOutputBytes,
-      stderrRingBytes: config.plugins.stderrRingBytes,
-      runAs: ids,
-      bashPath: await findExecutable('bash', process.env.PATH),
-    });
+    const runner = await createPluginRunner(config.plugins, { sink, logger: silentLogger(), clock: systemClock, runAs: ids });
     const sequence = Array.from({ length: backToBack }, (_, i) => dirs[i % dirs.length] as string);
     // Warm both paths (page cache, JIT) before timing.
     for (const dir of sequence.slice(0, 20)) await runner.run({ kind: 'git', namespace: 'ns', name: 'p', dir, args: [] }, { timeoutMs: 10_000 });

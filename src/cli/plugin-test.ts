@@ -13,8 +13,7 @@ import { Normaliser } from '../points/normalise.ts';
 import { Pipeline } from '../points/pipeline.ts';
 import type { Publisher } from '../publish/publisher.ts';
 import { paramsFromArgs } from '../plugins/builtin.ts';
-import { PluginRunner, type PluginTarget } from '../plugins/plugin-runner.ts';
-import { findExecutable } from '../plugins/process-runner.ts';
+import { createPluginRunner, type PluginTarget } from '../plugins/plugin-runner.ts';
 import { checkRepoUrl } from '../plugins/repo-url.ts';
 import { resolveRunAs } from '../plugins/run-as.ts';
 import type { PluginRunResult } from '../plugins/types.ts';
@@ -71,16 +70,7 @@ export async function runPluginTest(config: ResolvedConfig, opts: PluginTestOpti
       return 1;
     }
   }
-  const runner = new PluginRunner({
-    sink,
-    logger: silentLogger(),
-    clock: systemClock,
-    killGraceMs: config.plugins.killGraceMs,
-    maxOutputBytes: config.plugins.maxOutputBytes,
-    stderrRingBytes: config.plugins.stderrRingBytes,
-    runAs,
-    bashPath: await findExecutable('bash', process.env.PATH),
-  });
+  const runner = await createPluginRunner(config.plugins, { sink, logger: silentLogger(), clock: systemClock, runAs });
   const target = await buildTarget(opts);
   if ('usage' in target) {
     io.err(`${target.usage}\n`);

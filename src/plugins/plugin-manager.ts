@@ -12,8 +12,7 @@ import type { PluginEntry } from '../registry/types.ts';
 import type { JobScheduler, JobSpec } from '../scheduler/types.ts';
 import { ParamsError, paramsFromArgs } from './builtin.ts';
 import { PluginRepoCache, PluginRepoError, type GitFactory } from './git-cache.ts';
-import { PluginRunner, type PluginTarget } from './plugin-runner.ts';
-import { findExecutable } from './process-runner.ts';
+import { createPluginRunner, type PluginRunner, type PluginTarget } from './plugin-runner.ts';
 import { PluginStateStore } from './plugin-state.ts';
 import { checkRef, checkRepoUrl, projectName } from './repo-url.ts';
 import { firstUntraversable, resolveRunAs, type RunAsIdentity } from './run-as.ts';
@@ -168,16 +167,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
         this.log.error({ err: this.runAsProblem }, 'git plugins cannot run');
       }
     }
-    this.runner = new PluginRunner({
-      sink: this.sink,
-      logger: this.log,
-      clock: this.clock,
-      killGraceMs: this.cfg.killGraceMs,
-      maxOutputBytes: this.cfg.maxOutputBytes,
-      stderrRingBytes: this.cfg.stderrRingBytes,
-      runAs,
-      bashPath: await findExecutable('bash', process.env.PATH),
-    });
+    this.runner = await createPluginRunner(this.cfg, { sink: this.sink, logger: this.log, clock: this.clock, runAs });
     await this.cache.prepare();
     if (runAs) {
       // Runs still work (the working directory is entered before privileges drop, and

@@ -5,10 +5,11 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
+import type { PluginsConfig } from '../config/schema.ts';
 import type { Metric, MetricSink, PushResult, Rejection } from '../points/metric.ts';
 import { ParamsError } from './builtin.ts';
 import { parsePluginOutput } from './plugin-output.ts';
-import { runPluginProcess, type PluginProcessOutcome } from './process-runner.ts';
+import { findExecutable, runPluginProcess, type PluginProcessOutcome } from './process-runner.ts';
 import type { RunAsIdentity } from './run-as.ts';
 import type { BuiltinPluginFn, PluginRunResult } from './types.ts';
 
@@ -25,6 +26,20 @@ export interface PluginRunnerOptions {
   bashPath?: string;
   /** PATH given to plugins; default the agent's PATH. */
   pluginPath?: string;
+}
+
+/** The runner the `plugins` config section describes, with bash looked up on the PATH once. */
+export async function createPluginRunner(
+  cfg: Pick<PluginsConfig, 'killGraceMs' | 'maxOutputBytes' | 'stderrRingBytes'>,
+  deps: Pick<PluginRunnerOptions, 'sink' | 'logger' | 'clock' | 'runAs'>,
+): Promise<PluginRunner> {
+  return new PluginRunner({
+    ...deps,
+    killGraceMs: cfg.killGraceMs,
+    maxOutputBytes: cfg.maxOutputBytes,
+    stderrRingBytes: cfg.stderrRingBytes,
+    bashPath: await findExecutable('bash', process.env.PATH),
+  });
 }
 
 export type PluginTarget =
