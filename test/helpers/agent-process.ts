@@ -30,7 +30,7 @@ export function writeConfig(dir: string, config: unknown, name = 'agent.json'): 
 
 export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentRun {
   const child = spawn(process.execPath, [AGENT_BIN, ...args], {
-    env: { ...process.env, ...env, NO_COLOR: '1' },
+    env: { ...process.env, NS_AGENT_FROM_SOURCE: '1', ...env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

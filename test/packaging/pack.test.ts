@@ -83,7 +83,7 @@ describe('npm pack → npm install → agent', { timeout: 240_000 }, () => {
         http: { listen: `127.0.0.1:${port}` },
       }),
     );
-    const opts = { cwd: elsewhere, env: { ...process.env, NODE_OPTIONS: '' } };
+    const opts = { cwd: elsewhere, env: { ...process.env, NODE_OPTIONS: '', NS_AGENT_FROM_SOURCE: '' } };
 
     const version = await run(agentBin, ['version'], opts);
     assert.equal(version.stdout.trim(), PKG.version);

@@ -21,7 +21,7 @@ after(() => root.cleanup());
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(agent, ['plugin', 'test', '-f', config, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(agent, ['plugin', 'test', '-f', config, ...args], { timeout: 30_000, env: { ...process.env, NS_AGENT_FROM_SOURCE: '1' } }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
     });
   });
