@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { Agent } from '../agent.ts';
-import { ConfigError, loadConfig, maskSecrets, type ResolvedConfig } from '../config/load.ts';
+import { ConfigError, loadConfig, loadConfigFile, maskSecrets, type LoadedConfig, type ResolvedConfig } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PACKAGE_ROOT, VERSION } from '../version.ts';
 import { isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.ts';
@@ -31,9 +31,13 @@ function configOption(): Option {
   return new Option('-f, --config <file>', 'config file (JSON)').default(DEFAULT_CONFIG, '$NS_AGENT_CONFIG or config/agent.example.json');
 }
 
-function load(file: string): ResolvedConfig {
+async function load(file: string): Promise<ResolvedConfig> {
+  return (await loadWithWarnings(file)).config;
+}
+
+async function loadWithWarnings(file: string): Promise<LoadedConfig> {
   try {
-    return loadConfig(file);
+    return await loadConfigFile(file);
   } catch (err) {
     if (err instanceof ConfigError) throw new ExitError(err.message, EXIT_USAGE);
     throw err;
@@ -53,7 +57,7 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .option('--daemon', 'detach: start in the background and return once it runs')
     .action(async (opts: { config: string; daemon?: boolean }) => {
-      const config = load(opts.config);
+      const config = await load(opts.config);
       if (opts.daemon) return startDaemon(config);
       await runForeground(config, 'agent');
     });
@@ -63,7 +67,7 @@ export function buildProgram(): Command {
     .description('run only the relay and gateway sender (a data centre gateway)')
     .addOption(configOption())
     .action(async (opts: { config: string }) => {
-      await runForeground(load(opts.config), 'relay');
+      await runForeground(await load(opts.config), 'relay');
     });
 
   program
@@ -73,7 +77,7 @@ export function buildProgram(): Command {
     .option('--pid-file <file>', 'pid file (default: from the config)')
     .option('--timeout <seconds>', 'how long to wait for the exit', '30')
     .action(async (opts: { config: string; pidFile?: string; timeout: string }) => {
-      const pidFile = opts.pidFile ? path.resolve(opts.pidFile) : load(opts.config).pidFile;
+      const pidFile = opts.pidFile ? path.resolve(opts.pidFile) : (await load(opts.config)).pidFile;
       await stopAgent(pidFile, Number(opts.timeout) * 1000);
     });
 
@@ -82,16 +86,17 @@ export function buildProgram(): Command {
     .description("ask the running agent for its status (exit 3 when it is not running)")
     .addOption(configOption())
     .action(async (opts: { config: string }) => {
-      await printStatus(load(opts.config));
+      await printStatus(await load(opts.config));
     });
 
   program
     .command('check')
     .description('validate the config and print it resolved, secrets masked')
     .addOption(configOption())
-    .action((opts: { config: string }) => {
-      const config = load(opts.config);
+    .action(async (opts: { config: string }) => {
+      const { config, warnings } = await loadWithWarnings(opts.config);
       console.log(JSON.stringify(maskSecrets(config), null, 2));
+      for (const w of warnings) console.error(`warning: ${w}`);
       console.error(`${config.configPath}: ok`);
     });
 
@@ -113,7 +118,7 @@ export function buildProgram(): Command {
       if (timeoutSec !== undefined && !(timeoutSec > 0)) throw new ExitError(`--timeout must be a positive number of seconds, got ${opts.timeout}`, EXIT_USAGE);
       const { runPluginTest } = await import('./plugin-test.ts');
       const code = await runPluginTest(
-        load(opts.config),
+        await load(opts.config),
         { dir, builtin: opts.builtin, namespace: opts.ns, name: opts.name, timeoutSec, params: opts.param, json: opts.json },
         { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
       );
@@ -183,16 +188,38 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
-  process.on('SIGHUP', () => {
-    let next: ResolvedConfig;
-    try {
-      next = loadConfig(config.configPath);
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'SIGHUP: new config refused, keeping the running one');
+  // The new config is read off the event loop (a FIFO or a hung mount must not stop the agent);
+  // SIGHUPs that arrive during a read are folded into one more read after it.
+  let reloading = false;
+  let reloadAgain = false;
+  const reload = async (): Promise<void> => {
+    if (reloading) {
+      reloadAgain = true;
       return;
     }
-    agent.reload(next);
-  });
+    reloading = true;
+    try {
+      do {
+        reloadAgain = false;
+        let next: ResolvedConfig;
+        try {
+          next = await loadConfig(config.configPath);
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'SIGHUP: new config refused, keeping the running one');
+          continue;
+        }
+        if (stopping) break;
+        try {
+          agent.reload(next);
+        } catch (err) {
+          logger.error({ err }, 'SIGHUP: applying the new config failed');
+        }
+      } while (reloadAgain && !stopping);
+    } finally {
+      reloading = false;
+    }
+  };
+  process.on('SIGHUP', () => void reload());
 
   try {
     await starting;
