@@ -3,6 +3,7 @@
 // LSB init scripts have it). Output for people goes to stdout/stderr here and only here.
 /* eslint-disable no-console */
 import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { Agent } from '../agent.ts';
@@ -57,9 +58,9 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .option('--daemon', 'detach: start in the background and return once it runs')
     .action(async (opts: { config: string; daemon?: boolean }) => {
-      const config = await load(opts.config);
+      const { config, warnings } = await loadWithWarnings(opts.config);
       if (opts.daemon) return startDaemon(config);
-      await runForeground(config, 'agent');
+      await runForeground(config, 'agent', warnings);
     });
 
   program
@@ -67,7 +68,8 @@ export function buildProgram(): Command {
     .description('run only the relay and gateway sender (a data centre gateway)')
     .addOption(configOption())
     .action(async (opts: { config: string }) => {
-      await runForeground(await load(opts.config), 'relay');
+      const { config, warnings } = await loadWithWarnings(opts.config);
+      await runForeground(config, 'relay', warnings);
     });
 
   program
@@ -135,12 +137,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): Promise<void> {
+async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay', warnings: string[]): Promise<void> {
   const pid = readPidFile(config.pidFile);
   if (pid.state === 'running' && pid.pid !== process.pid) {
     throw new ExitError(`already running as pid ${pid.pid} (pid file ${config.pidFile}); run "agent stop" first`, EXIT_FAILURE);
   }
+  // Made before anything writes into it, so no part creates it open to the plugin user.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
+  for (const w of warnings) logger.warn(w);
   if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');
   // The pid file is claimed before the parts start, so "agent started" means it is there.
   writePidFile(config.pidFile, process.pid);

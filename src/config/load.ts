@@ -2,7 +2,7 @@
 // one at a time, so an operator fixes every problem in one pass; each names its JSON path,
 // what was found and what is expected.
 import { constants, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describeZodIssue } from './issues.ts';
@@ -70,6 +70,13 @@ export async function loadConfigFile(
     warnings.push(
       `${configPath} is readable by other users (mode ${(mode & 0o777).toString(8).padStart(3, '0')}) and holds ${exposed.join(', ')} in clear: ` +
         `run "chmod 600 ${configPath}", or put the secret in an environment variable and write "\${NAME}"`,
+    );
+  }
+  const dataMode = await stat(config.dataDir).then((s) => s.mode, () => undefined);
+  if (dataMode !== undefined && (dataMode & 0o077) !== 0) {
+    warnings.push(
+      `dataDir ${config.dataDir} is open to other users (mode ${(dataMode & 0o777).toString(8).padStart(3, '0')}), plugins included: ` +
+        `run "chmod 700 ${config.dataDir}"`,
     );
   }
   return { config, warnings };

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../helpers/servers.ts';
 import { runAgent, tempDir, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
@@ -86,7 +86,7 @@ test('SIGHUP while the config path is a FIFO: refused with a log line, the agent
   }
 });
 
-test('check warns (exit 0) when a config readable by others holds a token in clear; not when it is 0600 or uses ${ENV}', async () => {
+test('check warns (exit 0) when a config readable by others holds a token in clear (not when 0600 or ${ENV}), and when dataDir is open', async () => {
   const dir = tempDir();
   const { config } = await baseConfig(dir);
   const clear = writeConfig(dir, { ...config, http: { ...config.http, token: 'in-clear-token' } }, 'clear.json');
@@ -106,6 +106,14 @@ test('check warns (exit 0) when a config readable by others holds a token in cle
   const env = await promptCommand(['check', '-f', viaEnv], { CFG_TEST_TOKEN: 'from-env' });
   assert.equal(env.code, 0, env.output);
   assert.doesNotMatch(env.output, /warning/);
+
+  mkdirSync(path.join(dir, 'data'), { mode: 0o755 });
+  chmodSync(path.join(dir, 'data'), 0o755);
+  const openData = await promptCommand(['check', '-f', clear]);
+  assert.equal(openData.code, 0, openData.output);
+  assert.match(openData.output, /warning: dataDir .*data is open to other users \(mode 755\), plugins included: run "chmod 700 /);
+  chmodSync(path.join(dir, 'data'), 0o700);
+  assert.doesNotMatch((await promptCommand(['check', '-f', clear])).output, /warning/);
 
   const backend = writeConfig(
     dir,
