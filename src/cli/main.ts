@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { Agent } from '../agent.ts';
-import { ConfigError, loadConfig, loadConfigFile, maskSecrets, type LoadedConfig, type ResolvedConfig } from '../config/load.ts';
+import { ConfigError, dataDirMode, loadConfig, loadConfigFile, maskSecrets, type LoadedConfig, type ResolvedConfig } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PACKAGE_ROOT, VERSION } from '../version.ts';
 import { isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.ts';
@@ -143,7 +143,7 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay', wa
     throw new ExitError(`already running as pid ${pid.pid} (pid file ${config.pidFile}); run "agent stop" first`, EXIT_FAILURE);
   }
   // Made before anything writes into it, so no part creates it open to the plugin user.
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  mkdirSync(config.dataDir, { recursive: true, mode: dataDirMode(config) });
   const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
   for (const w of warnings) logger.warn(w);
   if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');

@@ -74,12 +74,23 @@ export async function loadConfigFile(
   }
   const dataMode = await stat(config.dataDir).then((s) => s.mode, () => undefined);
   if (dataMode !== undefined && (dataMode & 0o077) !== 0) {
+    const fix = dataDirMode(config) === 0o700 ? '' : 'move plugins.cacheDir out of it (the plugin user must reach its clones), then ';
     warnings.push(
       `dataDir ${config.dataDir} is open to other users (mode ${(dataMode & 0o777).toString(8).padStart(3, '0')}), plugins included: ` +
-        `run "chmod 700 ${config.dataDir}"`,
+        `${fix}run "chmod 700 ${config.dataDir}"`,
     );
   }
   return { config, warnings };
+}
+
+/**
+ * The mode for a dataDir the agent creates: closed to other users (plugins run as one), unless
+ * the plugin cache lies inside it, which the plugin user must traverse to reach its clones.
+ */
+export function dataDirMode(config: ResolvedConfig): number {
+  const rel = path.relative(config.dataDir, config.plugins.cacheDir);
+  const cacheInside = rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+  return cacheInside ? 0o755 : 0o700;
 }
 
 /**

@@ -112,6 +112,10 @@ test('check warns (exit 0) when a config readable by others holds a token in cle
   const openData = await promptCommand(['check', '-f', clear]);
   assert.equal(openData.code, 0, openData.output);
   assert.match(openData.output, /warning: dataDir .*data is open to other users \(mode 755\), plugins included: run "chmod 700 /);
+  const inside = writeConfig(dir, { ...config, plugins: { cacheDir: 'data/plugins' } }, 'inside.json');
+  chmodSync(inside, 0o600);
+  const cacheInside = await promptCommand(['check', '-f', inside]);
+  assert.match(cacheInside.output, /warning: dataDir .* move plugins\.cacheDir out of it \(the plugin user must reach its clones\), then run "chmod 700 /);
   chmodSync(path.join(dir, 'data'), 0o700);
   assert.doesNotMatch((await promptCommand(['check', '-f', clear])).output, /warning/);
 
