@@ -28,6 +28,16 @@ while True:
         sys.exit('renameat2 failed: errno %d' % ctypes.get_errno())
 `;
 
+/** Starts exchanging `a` and `b` in a loop; resolves once the loop runs. */
+async function startSwapper(a: string, b: string): Promise<ChildProcess> {
+  const swapper = spawn('python3', ['-c', SWAPPER, a, b], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    swapper.stdout?.once('data', () => resolve());
+    swapper.once('exit', (code) => reject(new Error(`swapper exited with ${code}`)));
+  });
+  return swapper;
+}
+
 describe('/log/offset on a log folder other users can write', () => {
   let dir: string;
   let logDir: string;
@@ -77,11 +87,7 @@ describe('/log/offset on a log folder other users can write', () => {
     mkdirSync(path.join(att, 'd'), { recursive: true });
     writeFileSync(path.join(att, 'd', 'shadow'), 'innocent line\n');
     symlinkSync(secretDir, path.join(att, 'link'));
-    const swapper: ChildProcess = spawn('python3', ['-c', SWAPPER, path.join(att, 'd'), path.join(att, 'link')], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      swapper.stdout?.once('data', () => resolve());
-      swapper.once('exit', (code) => reject(new Error(`swapper exited with ${code}`)));
-    });
+    const swapper = await startSwapper(path.join(att, 'd'), path.join(att, 'link'));
     const statuses = new Map<number, number>();
     let leaked = 0;
     try {
@@ -109,6 +115,26 @@ describe('/log/offset on a log folder other users can write', () => {
     const r = await read(fifo);
     assert.equal(r.status, 400, r.text);
     assert.match(r.text, /not a regular file/);
+    await healthy();
+  });
+
+  test('a log file swapped with a FIFO in a loop: every answer comes back (200 or 400), none hangs', async () => {
+    const file = path.join(logDir, 'swap.log');
+    const fifo = path.join(logDir, 'swap.fifo');
+    writeFileSync(file, 'innocent line\n');
+    execFileSync('mkfifo', [fifo]);
+    const swapper = await startSwapper(file, fifo);
+    const statuses = new Map<number, number>();
+    try {
+      // Each read has its own 10 s deadline (in read()): a blocked open or read fails the test.
+      for (let i = 0; i < 200; i += 4) {
+        for (const a of await Promise.all([0, 1, 2, 3].map(() => read(file)))) statuses.set(a.status, (statuses.get(a.status) ?? 0) + 1);
+      }
+    } finally {
+      swapper.kill('SIGKILL');
+    }
+    console.log(`fifo swap: 200 requests, answers by status ${JSON.stringify(Object.fromEntries(statuses))}`);
+    assert.deepEqual([...statuses.keys()].filter((s) => s !== 200 && s !== 400), []);
     await healthy();
   });
 
