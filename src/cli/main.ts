@@ -3,10 +3,11 @@
 // LSB init scripts have it). Output for people goes to stdout/stderr here and only here.
 /* eslint-disable no-console */
 import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { Agent } from '../agent.ts';
-import { ConfigError, loadConfig, maskSecrets, type ResolvedConfig } from '../config/load.ts';
+import { ConfigError, dataDirMode, loadConfig, loadConfigFile, maskSecrets, type LoadedConfig, type ResolvedConfig } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PACKAGE_ROOT, VERSION } from '../version.ts';
 import { isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.ts';
@@ -31,9 +32,13 @@ function configOption(): Option {
   return new Option('-f, --config <file>', 'config file (JSON)').default(DEFAULT_CONFIG, '$NS_AGENT_CONFIG or config/agent.example.json');
 }
 
-function load(file: string): ResolvedConfig {
+async function load(file: string): Promise<ResolvedConfig> {
+  return (await loadWithWarnings(file)).config;
+}
+
+async function loadWithWarnings(file: string): Promise<LoadedConfig> {
   try {
-    return loadConfig(file);
+    return await loadConfigFile(file);
   } catch (err) {
     if (err instanceof ConfigError) throw new ExitError(err.message, EXIT_USAGE);
     throw err;
@@ -53,9 +58,9 @@ export function buildProgram(): Command {
     .addOption(configOption())
     .option('--daemon', 'detach: start in the background and return once it runs')
     .action(async (opts: { config: string; daemon?: boolean }) => {
-      const config = load(opts.config);
+      const { config, warnings } = await loadWithWarnings(opts.config);
       if (opts.daemon) return startDaemon(config);
-      await runForeground(config, 'agent');
+      await runForeground(config, 'agent', warnings);
     });
 
   program
@@ -63,7 +68,8 @@ export function buildProgram(): Command {
     .description('run only the relay and gateway sender (a data centre gateway)')
     .addOption(configOption())
     .action(async (opts: { config: string }) => {
-      await runForeground(load(opts.config), 'relay');
+      const { config, warnings } = await loadWithWarnings(opts.config);
+      await runForeground(config, 'relay', warnings);
     });
 
   program
@@ -73,7 +79,7 @@ export function buildProgram(): Command {
     .option('--pid-file <file>', 'pid file (default: from the config)')
     .option('--timeout <seconds>', 'how long to wait for the exit', '30')
     .action(async (opts: { config: string; pidFile?: string; timeout: string }) => {
-      const pidFile = opts.pidFile ? path.resolve(opts.pidFile) : load(opts.config).pidFile;
+      const pidFile = opts.pidFile ? path.resolve(opts.pidFile) : (await load(opts.config)).pidFile;
       await stopAgent(pidFile, Number(opts.timeout) * 1000);
     });
 
@@ -82,16 +88,17 @@ export function buildProgram(): Command {
     .description("ask the running agent for its status (exit 3 when it is not running)")
     .addOption(configOption())
     .action(async (opts: { config: string }) => {
-      await printStatus(load(opts.config));
+      await printStatus(await load(opts.config));
     });
 
   program
     .command('check')
     .description('validate the config and print it resolved, secrets masked')
     .addOption(configOption())
-    .action((opts: { config: string }) => {
-      const config = load(opts.config);
+    .action(async (opts: { config: string }) => {
+      const { config, warnings } = await loadWithWarnings(opts.config);
       console.log(JSON.stringify(maskSecrets(config), null, 2));
+      for (const w of warnings) console.error(`warning: ${w}`);
       console.error(`${config.configPath}: ok`);
     });
 
@@ -113,7 +120,7 @@ export function buildProgram(): Command {
       if (timeoutSec !== undefined && !(timeoutSec > 0)) throw new ExitError(`--timeout must be a positive number of seconds, got ${opts.timeout}`, EXIT_USAGE);
       const { runPluginTest } = await import('./plugin-test.ts');
       const code = await runPluginTest(
-        load(opts.config),
+        await load(opts.config),
         { dir, builtin: opts.builtin, namespace: opts.ns, name: opts.name, timeoutSec, params: opts.param, json: opts.json },
         { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) },
       );
@@ -130,12 +137,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): Promise<void> {
+async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay', warnings: string[]): Promise<void> {
   const pid = readPidFile(config.pidFile);
   if (pid.state === 'running' && pid.pid !== process.pid) {
     throw new ExitError(`already running as pid ${pid.pid} (pid file ${config.pidFile}); run "agent stop" first`, EXIT_FAILURE);
   }
+  // Made before anything writes into it, so no part creates it open to the plugin user.
+  mkdirSync(config.dataDir, { recursive: true, mode: dataDirMode(config) });
   const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
+  for (const w of warnings) logger.warn(w);
   if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');
   // The pid file is claimed before the parts start, so "agent started" means it is there.
   writePidFile(config.pidFile, process.pid);
@@ -183,16 +193,38 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
-  process.on('SIGHUP', () => {
-    let next: ResolvedConfig;
-    try {
-      next = loadConfig(config.configPath);
-    } catch (err) {
-      logger.error({ err: (err as Error).message }, 'SIGHUP: new config refused, keeping the running one');
+  // The new config is read off the event loop (a FIFO or a hung mount must not stop the agent);
+  // SIGHUPs that arrive during a read are folded into one more read after it.
+  let reloading = false;
+  let reloadAgain = false;
+  const reload = async (): Promise<void> => {
+    if (reloading) {
+      reloadAgain = true;
       return;
     }
-    agent.reload(next);
-  });
+    reloading = true;
+    try {
+      do {
+        reloadAgain = false;
+        let next: ResolvedConfig;
+        try {
+          next = await loadConfig(config.configPath);
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'SIGHUP: new config refused, keeping the running one');
+          continue;
+        }
+        if (stopping) break;
+        try {
+          agent.reload(next);
+        } catch (err) {
+          logger.error({ err }, 'SIGHUP: applying the new config failed');
+        }
+      } while (reloadAgain && !stopping);
+    } finally {
+      reloading = false;
+    }
+  };
+  process.on('SIGHUP', () => void reload());
 
   try {
     await starting;

@@ -1,8 +1,9 @@
 // Reads lines of a log file from a byte offset, for /log/offset: only files inside the allowed
-// folders (symlinks resolved on both sides), never more than the byte and line caps, and only
+// folders (symlinks resolved on both sides, and the opened descriptor checked again, so a path
+// swapped under it cannot lead outside), never more than the byte and line caps, and only
 // complete lines, so a caller that follows `nextOffset` never sees half a line.
 import { constants } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 export interface LogReaderOptions {
@@ -73,23 +74,34 @@ export class LogReader {
       throw new LogReadError('invalid', `cannot resolve ${JSON.stringify(fpath)}: ${code ?? (err as Error).message}`);
     }
     if (!isInside(real, dirs)) throw outside(fpath);
-    const st = await stat(real);
-    if (!st.isFile()) throw new LogReadError('invalid', `${JSON.stringify(fpath)} is not a regular file`);
-    // O_NOFOLLOW: the resolved path must not have become a symlink since; O_NONBLOCK: a FIFO
-    // swapped in meanwhile must not block a thread (and is refused by the fstat below).
+    // Checked early so a FIFO or a device is not even opened in the ordinary case.
+    let st;
+    try {
+      st = await stat(real);
+    } catch (err) {
+      throw cannotOpen(err, fpath);
+    }
+    if (!st.isFile()) throw notRegular(fpath);
+    // Another user who can write in a log folder can swap a folder on the way to `real` for a
+    // symlink between the check above and the open (O_NOFOLLOW guards only the last component).
+    // So the descriptor itself is checked below, before a byte is read. O_NONBLOCK: a FIFO
+    // swapped in meanwhile must not block the open; O_NOCTTY: a terminal must not become ours.
     let fh;
     try {
-      fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new LogReadError('missing', `no file ${JSON.stringify(fpath)} in the log folders`);
-      throw new LogReadError('invalid', `cannot open ${JSON.stringify(fpath)}: ${code ?? (err as Error).message}`);
+      throw cannotOpen(err, fpath);
     }
     try {
       const fst = await fh.stat();
-      if (!fst.isFile()) throw new LogReadError('invalid', `${JSON.stringify(fpath)} is not a regular file`);
+      if (!fst.isFile()) throw notRegular(fpath);
+      const opened = await openedPath(fh.fd, fpath);
+      if (!isInside(opened, dirs)) throw outside(fpath);
+      if (fst.dev !== st.dev || fst.ino !== st.ino) {
+        throw new LogReadError('invalid', `${JSON.stringify(fpath)} was replaced while it was opened; ask again`);
+      }
       const size = fst.size;
-      const chunk: LogChunk = { file: real, offset, nextOffset: offset, lines: [], eof: true, size, truncatedLine: false };
+      const chunk: LogChunk = { file: opened, offset, nextOffset: offset, lines: [], eof: true, size, truncatedLine: false };
       if (offset >= size) return chunk;
       const want = Math.min(this.opts.maxReadBytes, size - offset);
       const buf = Buffer.allocUnsafe(want);
@@ -136,6 +148,31 @@ function outside(fpath: string): LogReadError {
     'outside',
     `${JSON.stringify(fpath)} is outside the log folders; only files under log.dir and http.logDirs can be read`,
   );
+}
+
+function notRegular(fpath: string): LogReadError {
+  return new LogReadError('invalid', `${JSON.stringify(fpath)} is not a regular file; only regular log files can be read`);
+}
+
+function cannotOpen(err: unknown, fpath: string): LogReadError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new LogReadError('missing', `no file ${JSON.stringify(fpath)} in the log folders`);
+  // The resolved path became a symlink since it was checked.
+  if (code === 'ELOOP') return outside(fpath);
+  return new LogReadError('invalid', `cannot open ${JSON.stringify(fpath)}: ${code ?? (err as Error).message}`);
+}
+
+/** Where an open descriptor really leads: the kernel's answer, not the path that was asked for. */
+async function openedPath(fd: number, fpath: string): Promise<string> {
+  const link = `/proc/self/fd/${fd}`;
+  try {
+    return await realpath(link);
+  } catch (err) {
+    const procMounted = await lstat(link).then(() => true, () => false);
+    // Deleted since it was opened (rotated away): gone for the caller too.
+    if (procMounted) throw new LogReadError('missing', `no file ${JSON.stringify(fpath)} in the log folders`);
+    throw new LogReadError('invalid', `cannot check what ${JSON.stringify(fpath)} opened: /proc is needed to read logs safely (${(err as Error).message})`);
+  }
 }
 
 function isInside(file: string, dirs: readonly string[]): boolean {

@@ -24,7 +24,7 @@ export interface LoggerOptions {
 }
 
 export async function createLogger(cfg: LogConfig, opts: LoggerOptions): Promise<AgentLogger> {
-  mkdirSync(cfg.dir, { recursive: true });
+  mkdirSync(cfg.dir, { recursive: true, mode: 0o700 }); // logs may quote what plugins and callers sent
   const file = await pinoRoll({
     file: path.join(cfg.dir, opts.name ?? 'agent'),
     extension: '.log',

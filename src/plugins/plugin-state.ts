@@ -126,9 +126,9 @@ export class PluginStateStore {
 
   private async writeNow(): Promise<void> {
     const body: StateFile = { version: 1, disabled: [...this.disabled.values()] };
-    await mkdir(path.dirname(this.file), { recursive: true });
+    await mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await open(tmp, 'w', 0o644);
+    const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(`${JSON.stringify(body, null, 2)}\n`);
       await fh.sync();

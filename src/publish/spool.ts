@@ -184,7 +184,7 @@ export class Spool {
   /** Finds the segments a previous run left, and where its replay had got to. */
   async open(): Promise<void> {
     if (this.opened) return;
-    await mkdir(this.opts.dir, { recursive: true });
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const names = (await readdir(this.opts.dir)).filter((n) => SEGMENT_RE.test(n)).sort();
     this.cursor = await this.readCursor();
     for (const name of names) {

@@ -78,9 +78,9 @@ export class RegistryCache {
   async save<K extends PollerKind>(kind: K, value: AnswerValue<K>, etag: string | null, savedAt: number): Promise<void> {
     const file = this.fileFor(kind);
     const doc: CacheFile = { version: 1, hostname: this.opts.hostname, location: this.opts.location, savedAt, etag, answer: { [kind]: value } };
-    await mkdir(this.opts.dir, { recursive: true });
+    await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(doc)}\n`);
+    await writeFile(tmp, `${JSON.stringify(doc)}\n`, { mode: 0o600 });
     await rename(tmp, file);
   }
 }

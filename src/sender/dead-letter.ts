@@ -75,7 +75,7 @@ export class DeadLetterLog {
     const bytes = Buffer.byteLength(text);
     try {
       if (this.size === undefined) {
-        await mkdir(this.opts.dir, { recursive: true });
+        await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
         this.size = await stat(this.file).then((s) => s.size, () => 0);
       }
       if (this.size > 0 && this.size + bytes > this.opts.maxFileBytes) await this.rotate();

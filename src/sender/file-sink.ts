@@ -60,7 +60,7 @@ export class FileSink implements GatewaySender {
 
   async start(): Promise<void> {
     if (this.state !== 'new') return;
-    await mkdir(this.dir, { recursive: true });
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
     this.state = 'running';
   }
 
