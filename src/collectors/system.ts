@@ -13,16 +13,25 @@ export function parseLoadavg(text: string): { load1: number; load5: number; load
 
 /** Online logical CPUs: the numbered cpu lines of /proc/stat. */
 export function countCpus(procStat: string): number {
-  let n = 0;
-  for (const line of procStat.split('\n')) if (/^cpu\d+\s/.test(line)) n++;
-  return n;
+  return onlineCpus(procStat).length;
 }
 
-/** Online CPU labels of /proc/stat ("cpu0,cpu1,…"): when they change, the topology is read again. */
-function onlineCpus(procStat: string): string {
+/**
+ * Labels of the numbered cpu lines ("cpu0", "cpu1", …). They open /proc/stat, so the scan stops
+ * at the first other line instead of reading the long interrupt lines after them.
+ */
+function onlineCpus(procStat: string): string[] {
   const labels: string[] = [];
-  for (const m of procStat.matchAll(/^(cpu\d+)\s/gm)) labels.push(m[1] as string);
-  return labels.join(',');
+  let start = 0;
+  while (procStat.startsWith('cpu', start)) {
+    const end = procStat.indexOf('\n', start);
+    const line = procStat.slice(start, end < 0 ? procStat.length : end);
+    const m = /^(cpu\d+)\s/.exec(line);
+    if (m) labels.push(m[1] as string);
+    if (end < 0) break;
+    start = end + 1;
+  }
+  return labels;
 }
 
 /**
@@ -100,11 +109,12 @@ export class SystemCollector implements Collector {
     if (loadText !== null && load === null) acc.error('proc/loadavg', new Error(`unexpected content ${JSON.stringify(loadText.slice(0, 80))}`));
     if (load && statText !== null) {
       const online = onlineCpus(statText);
-      if (online !== this.physicalFor) {
-        this.physical = countPhysicalCpus(fs, online === '' ? [] : online.split(','));
-        this.physicalFor = online;
+      const key = online.join(',');
+      if (key !== this.physicalFor) {
+        this.physical = countPhysicalCpus(fs, online);
+        this.physicalFor = key;
       }
-      acc.add('system', { ...load, n_cpus: countCpus(statText), n_physical_cpus: this.physical }, undefined, LOAD_INTEGER_FIELDS);
+      acc.add('system', { ...load, n_cpus: online.length, n_physical_cpus: this.physical }, undefined, LOAD_INTEGER_FIELDS);
     }
     const uptimeText = read('proc/uptime');
     const uptime = uptimeText === null ? null : parseUptime(uptimeText);
