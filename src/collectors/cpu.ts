@@ -1,6 +1,6 @@
 // `cpu`: Telegraf's usage_* percentages per CPU (tag cpu=cpu0, …) and overall (cpu=cpu-total),
 // from two readings of /proc/stat. The first collection has no previous reading and yields
-// nothing, as Telegraf's does.
+// nothing, as Telegraf's does. Every field is a float, as in Telegraf.
 import type { Accumulator, Collector } from './types.ts';
 import type { HostFs } from './hostfs.ts';
 
@@ -78,19 +78,23 @@ export function cpuUsage(prev: CpuTimes, cur: CpuTimes): Record<string, number> 
 
 export interface CpuCollectorOptions {
   hostFs: HostFs;
-  /** Per-CPU points (cpu=cpu0 …) besides cpu-total; Telegraf's percpu, default true. */
+  /** Per-CPU points (cpu=cpu0 …); Telegraf's percpu, default true. */
   perCpu?: boolean;
+  /** The cpu=cpu-total point; Telegraf's totalcpu, default true. */
+  totalCpu?: boolean;
 }
 
 export class CpuCollector implements Collector {
   readonly name = 'cpu';
   private readonly hostFs: HostFs;
   private readonly perCpu: boolean;
+  private readonly totalCpu: boolean;
   private prev = new Map<string, CpuTimes>();
 
   constructor(opts: CpuCollectorOptions) {
     this.hostFs = opts.hostFs;
     this.perCpu = opts.perCpu ?? true;
+    this.totalCpu = opts.totalCpu ?? true;
   }
 
   async collect(acc: Accumulator): Promise<void> {
@@ -104,7 +108,7 @@ export class CpuCollector implements Collector {
     const next = new Map<string, CpuTimes>();
     for (const cur of cpus) {
       next.set(cur.cpu, cur);
-      if (!this.perCpu && cur.cpu !== 'cpu-total') continue;
+      if (!(cur.cpu === 'cpu-total' ? this.totalCpu : this.perCpu)) continue;
       const prev = this.prev.get(cur.cpu);
       const usage = prev && cpuUsage(prev, cur);
       if (usage) acc.add('cpu', usage, { cpu: cur.cpu });

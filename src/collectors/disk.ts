@@ -1,5 +1,5 @@
 // `disk`: Telegraf's usage per mounted file system (tags path, device, fstype, mode; bytes and
-// inodes), from the mount table and statfs(2). A statfs that hangs (a dead NFS server) is given
+// inodes as integers, the two percentages as floats), from the mount table and statfs(2). A statfs that hangs (a dead NFS server) is given
 // up after statfsTimeoutMs and that mount is skipped until the call comes back.
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import type { Accumulator, Collector } from './types.ts';
@@ -47,11 +47,17 @@ export function diskFields(st: StatFsResult): Record<string, number> | null {
   };
 }
 
-/** The mounts to report: not of an ignored type, each mount point once (the last, visible one). */
-export function selectMounts(mounts: MountEntry[], ignoreFsTypes: ReadonlySet<string>): MountEntry[] {
+export const DISK_INTEGER_FIELDS: ReadonlySet<string> = new Set(['total', 'free', 'used', 'inodes_total', 'inodes_free', 'inodes_used']);
+
+/**
+ * The mounts to report: in `mountPoints` when that is not empty (Telegraf's mount_points, exact
+ * paths), not of an ignored type, each mount point once (the last, visible one).
+ */
+export function selectMounts(mounts: MountEntry[], ignoreFsTypes: ReadonlySet<string>, mountPoints?: ReadonlySet<string>): MountEntry[] {
   const byPoint = new Map<string, MountEntry>();
   for (const m of mounts) {
     if (ignoreFsTypes.has(m.fsType)) continue;
+    if (mountPoints !== undefined && mountPoints.size > 0 && !mountPoints.has(m.mountPoint)) continue;
     byPoint.delete(m.mountPoint); // re-insert so order follows the visible (last) mount
     byPoint.set(m.mountPoint, m);
   }
@@ -60,7 +66,10 @@ export function selectMounts(mounts: MountEntry[], ignoreFsTypes: ReadonlySet<st
 
 export interface DiskCollectorOptions {
   hostFs: HostFs;
+  /** File system types skipped (Telegraf's ignore_fs). */
   ignoreFsTypes: readonly string[];
+  /** Only these mount points when not empty (Telegraf's mount_points). */
+  mountPoints?: readonly string[];
   clock?: Clock;
   /** Mounts reported at most; the rest are skipped and reported as an error. */
   maxMounts?: number;
@@ -74,6 +83,7 @@ export class DiskCollector implements Collector {
   private readonly hostFs: HostFs;
   private readonly clock: Clock;
   private ignore: Set<string>;
+  private readonly mountPoints: Set<string>;
   private readonly maxMounts: number;
   private readonly statfsTimeoutMs: number;
   /** Mount points whose statfs has not returned yet: not asked again until it does. */
@@ -83,6 +93,7 @@ export class DiskCollector implements Collector {
     this.hostFs = opts.hostFs;
     this.clock = opts.clock ?? systemClock;
     this.ignore = new Set(opts.ignoreFsTypes);
+    this.mountPoints = new Set(opts.mountPoints ?? []);
     this.maxMounts = opts.maxMounts ?? DISK_DEFAULTS.maxMounts;
     this.statfsTimeoutMs = opts.statfsTimeoutMs ?? DISK_DEFAULTS.statfsTimeoutMs;
   }
@@ -98,7 +109,7 @@ export class DiskCollector implements Collector {
         return;
       }
     }
-    let mounts = selectMounts(parseMounts(text), this.ignore);
+    let mounts = selectMounts(parseMounts(text), this.ignore, this.mountPoints);
     if (mounts.length > this.maxMounts) {
       acc.error('mounts', new Error(`${mounts.length - this.maxMounts} mounts over maxMounts=${this.maxMounts} skipped`));
       mounts = mounts.slice(0, this.maxMounts);
@@ -112,7 +123,7 @@ export class DiskCollector implements Collector {
         device: m.device.startsWith('/dev/') ? m.device.slice(5) : m.device,
         fstype: m.fsType,
         mode: m.options.includes('ro') ? 'ro' : 'rw',
-      });
+      }, DISK_INTEGER_FIELDS);
     }
   }
 

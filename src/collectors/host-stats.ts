@@ -1,7 +1,9 @@
 // The system stats collected once per tick and copied to every namespace: the list below is
 // the collector registry (adding a collector = one new file and one line here). Each member
-// runs in turn; one that fails leaves the others' measurements in the batch.
+// runs in turn; one that fails leaves the others' measurements in the batch. Each can be turned
+// off and takes Telegraf's options (the `collect` config's per-collector sections).
 import type { Clock } from '../clock.ts';
+import { collectSchema, type CollectConfig } from '../config/schema.ts';
 import { CpuCollector } from './cpu.ts';
 import { DiskCollector } from './disk.ts';
 import { DiskIoCollector } from './diskio.ts';
@@ -13,30 +15,34 @@ import { SwapCollector } from './swap.ts';
 import { SystemCollector } from './system.ts';
 import type { Accumulator, Collector } from './types.ts';
 
+/** The per-collector settings (the `collect` config's cpu, mem, …, processes sections). */
+export type SystemCollectorsSettings = Pick<CollectConfig, 'cpu' | 'mem' | 'swap' | 'system' | 'disk' | 'diskio' | 'net' | 'processes'>;
+
 export interface HostStatsOptions {
   /** Root of proc/ and sys/ (collect.hostRoot). */
   hostRoot: string;
-  /** File system types the disk collector skips (collect.ignoreFsTypes). */
-  ignoreFsTypes: readonly string[];
+  /** Which collectors run, with which options; default: Telegraf's defaults (the schema's). */
+  settings?: SystemCollectorsSettings;
   clock?: Clock;
-  /** Per-CPU `cpu` points besides cpu-total (Telegraf's percpu); default true. */
-  perCpu?: boolean;
   /** Replaces statfs(2): golden tests on a fixture tree. */
   statfs?: (absolutePath: string) => Promise<StatFsResult>;
 }
 
 export function hostStatsCollectors(opts: HostStatsOptions): Collector[] {
   const hostFs = new HostFs({ root: opts.hostRoot, ...(opts.statfs ? { statfs: opts.statfs } : {}) });
-  return [
-    new CpuCollector({ hostFs, perCpu: opts.perCpu ?? true }),
-    new MemCollector({ hostFs }),
-    new SwapCollector({ hostFs }),
-    new SystemCollector({ hostFs }),
-    new DiskCollector({ hostFs, ignoreFsTypes: opts.ignoreFsTypes, ...(opts.clock ? { clock: opts.clock } : {}) }),
-    new DiskIoCollector({ hostFs }),
-    new NetCollector({ hostFs }),
-    new ProcessesCollector({ hostFs }),
+  const s = opts.settings ?? collectSchema.parse({});
+  const clock = opts.clock ? { clock: opts.clock } : {};
+  const all: Array<[boolean, () => Collector]> = [
+    [s.cpu.enabled, () => new CpuCollector({ hostFs, perCpu: s.cpu.percpu, totalCpu: s.cpu.totalcpu })],
+    [s.mem.enabled, () => new MemCollector({ hostFs })],
+    [s.swap.enabled, () => new SwapCollector({ hostFs })],
+    [s.system.enabled, () => new SystemCollector({ hostFs })],
+    [s.disk.enabled, () => new DiskCollector({ hostFs, ignoreFsTypes: s.disk.ignoreFs, mountPoints: s.disk.mountPoints, ...clock })],
+    [s.diskio.enabled, () => new DiskIoCollector({ hostFs, devices: s.diskio.devices, ...clock })],
+    [s.net.enabled, () => new NetCollector({ hostFs, interfaces: s.net.interfaces, ignoreProtocolStats: s.net.ignoreProtocolStats })],
+    [s.processes.enabled, () => new ProcessesCollector({ hostFs })],
   ];
+  return all.filter(([on]) => on).map(([, make]) => make());
 }
 
 export class HostStatsCollector implements Collector {

@@ -1,5 +1,6 @@
-// `mem`: Telegraf's memory fields (bytes, and percentages) from /proc/meminfo, computed as
-// gopsutil does (cached includes SReclaimable; used = total - free - buffers - cached).
+// `mem`: Telegraf's memory fields from /proc/meminfo, computed as gopsutil v4 does (cached
+// includes SReclaimable; used = total - available), with Telegraf's types: every byte count an
+// integer, the two percentages floats.
 import type { Accumulator, Collector } from './types.ts';
 import type { HostFs } from './hostfs.ts';
 
@@ -21,9 +22,9 @@ export function memFields(info: Map<string, number>): Record<string, number> {
   const free = g('MemFree');
   const buffers = g('Buffers');
   const cached = g('Cached') + g('SReclaimable');
-  // Kernels before 3.14 have no MemAvailable: fall back to the classic estimate.
-  const available = info.has('MemAvailable') ? g('MemAvailable') : free + buffers + cached;
-  const used = total - free - buffers - cached;
+  // Kernels before 3.14 have no MemAvailable: gopsutil's simple estimate then.
+  const available = info.has('MemAvailable') ? g('MemAvailable') : free + cached;
+  const used = total - available;
   const pct = (v: number) => (total > 0 ? (100 * v) / total : 0);
   return {
     total,
@@ -63,6 +64,11 @@ export function memFields(info: Map<string, number>): Record<string, number> {
   };
 }
 
+/** Every mem field but the two percentages. */
+export const MEM_INTEGER_FIELDS: ReadonlySet<string> = new Set(
+  Object.keys(memFields(new Map())).filter((k) => !k.endsWith('_percent')),
+);
+
 export class MemCollector implements Collector {
   readonly name = 'mem';
 
@@ -70,7 +76,7 @@ export class MemCollector implements Collector {
 
   async collect(acc: Accumulator): Promise<void> {
     try {
-      acc.add('mem', memFields(parseMeminfo(this.opts.hostFs.readSmall('proc/meminfo').text)));
+      acc.add('mem', memFields(parseMeminfo(this.opts.hostFs.readSmall('proc/meminfo').text)), undefined, MEM_INTEGER_FIELDS);
     } catch (err) {
       acc.error('proc/meminfo', err);
     }

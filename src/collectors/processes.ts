@@ -1,5 +1,6 @@
 // `processes`: Telegraf's count of processes by state (running, sleeping, blocked, zombies,
-// stopped, …), total and total_threads, from every /proc/<pid>/stat.
+// stopped, …), total and total_threads, from every /proc/<pid>/stat; all integers. `parked`
+// (a state of kernels 3.9 to 3.13 only) appears only when such a process exists, as in Telegraf.
 import { scanProcesses, type ProcStat } from './proc-table.ts';
 import type { Accumulator, Collector } from './types.ts';
 import type { HostFs } from './hostfs.ts';
@@ -27,19 +28,22 @@ export function processCounts(procs: readonly Pick<ProcStat, 'state' | 'numThrea
     dead: 0,
     paging: 0,
     idle: 0,
-    parked: 0,
     unknown: 0,
     total: 0,
     total_threads: 0,
   };
   for (const p of procs) {
     const field = STATE_FIELD[p.state] ?? 'unknown';
-    f[field]!++;
+    f[field] = (f[field] ?? 0) + 1;
     f.total!++;
     if (Number.isFinite(p.numThreads)) f.total_threads! += p.numThreads;
   }
   return f;
 }
+
+const PROCESSES_INTEGER_FIELDS: ReadonlySet<string> = new Set([
+  'blocked', 'zombies', 'stopped', 'running', 'sleeping', 'dead', 'paging', 'idle', 'parked', 'unknown', 'total', 'total_threads',
+]);
 
 export class ProcessesCollector implements Collector {
   readonly name = 'processes';
@@ -50,7 +54,7 @@ export class ProcessesCollector implements Collector {
     try {
       const scan = await scanProcesses(this.opts.hostFs);
       if (scan.skipped > 0) acc.error('proc', new Error(`${scan.skipped} processes over maxProcesses not counted`));
-      acc.add('processes', processCounts(scan.processes));
+      acc.add('processes', processCounts(scan.processes), undefined, PROCESSES_INTEGER_FIELDS);
     } catch (err) {
       acc.error('proc', err);
     }

@@ -1,5 +1,6 @@
-// `swap`: Telegraf's swap fields: total, used, free, used_percent (bytes, from /proc/meminfo)
-// and the cumulative in/out traffic (bytes, from /proc/vmstat's pages swapped in and out).
+// `swap`: Telegraf's two lines: total, used, free (integer bytes), used_percent (float), from
+// /proc/meminfo; then the cumulative in/out traffic (integer bytes, from /proc/vmstat's pages
+// swapped in and out). Telegraf writes them apart (a gauge and a counter), and so do we.
 import { parseMeminfo } from './mem.ts';
 import type { Accumulator, Collector } from './types.ts';
 import type { HostFs } from './hostfs.ts';
@@ -17,17 +18,19 @@ export function parseVmstat(text: string): Map<string, number> {
   return out;
 }
 
-export function swapFields(meminfo: Map<string, number>, vmstat: Map<string, number> | null): Record<string, number> {
+export function swapFields(meminfo: Map<string, number>): Record<string, number> {
   const total = meminfo.get('SwapTotal') ?? 0;
   const free = meminfo.get('SwapFree') ?? 0;
   const used = total - free;
-  const fields: Record<string, number> = { total, used, free, used_percent: total > 0 ? (100 * used) / total : 0 };
-  if (vmstat) {
-    fields.in = (vmstat.get('pswpin') ?? 0) * SWAP_PAGE_BYTES;
-    fields.out = (vmstat.get('pswpout') ?? 0) * SWAP_PAGE_BYTES;
-  }
-  return fields;
+  return { total, used, free, used_percent: total > 0 ? (100 * used) / total : 0 };
 }
+
+export function swapTrafficFields(vmstat: Map<string, number>): Record<string, number> {
+  return { in: (vmstat.get('pswpin') ?? 0) * SWAP_PAGE_BYTES, out: (vmstat.get('pswpout') ?? 0) * SWAP_PAGE_BYTES };
+}
+
+const SWAP_INTEGER_FIELDS: ReadonlySet<string> = new Set(['total', 'used', 'free']);
+const SWAP_TRAFFIC_INTEGER_FIELDS: ReadonlySet<string> = new Set(['in', 'out']);
 
 export class SwapCollector implements Collector {
   readonly name = 'swap';
@@ -42,12 +45,11 @@ export class SwapCollector implements Collector {
       acc.error('proc/meminfo', err);
       return;
     }
-    let vmstat: Map<string, number> | null = null;
+    acc.add('swap', swapFields(meminfo), undefined, SWAP_INTEGER_FIELDS);
     try {
-      vmstat = parseVmstat(this.opts.hostFs.readSmall('proc/vmstat').text);
+      acc.add('swap', swapTrafficFields(parseVmstat(this.opts.hostFs.readSmall('proc/vmstat').text)), undefined, SWAP_TRAFFIC_INTEGER_FIELDS);
     } catch (err) {
       acc.error('proc/vmstat', err);
     }
-    acc.add('swap', swapFields(meminfo, vmstat));
   }
 }

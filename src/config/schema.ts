@@ -2,6 +2,7 @@
 // Every default lives in this file; every section refuses unknown keys so a typo is an error,
 // not a silently ignored setting. Units are in the field names (…Ms, …Sec, …Bytes).
 import { z } from 'zod';
+import { globProblem } from '../collectors/filter.ts';
 
 const hostPort = z
   .string()
@@ -49,24 +50,92 @@ export const registrySchema = z
     }
   });
 
-export const collectSchema = z
-  .object({
-    systemIntervalSec: z.number().int().min(1).default(10),
-    checksIntervalSec: z.number().int().min(1).default(30),
-    /** Root of /proc and /sys, so tests can read a fixture tree. */
-    hostRoot: z.string().min(1).default('/'),
-    /** Mount points whose file system types are skipped by the disk collector. */
-    ignoreFsTypes: z
-      .array(z.string())
-      .default([
-        'tmpfs', 'devtmpfs', 'devfs', 'iso9660', 'overlay', 'aufs', 'squashfs', 'proc', 'sysfs', 'cgroup', 'cgroup2',
-        // Kernel pseudo file systems (no blocks), and autofs, whose statfs would trigger a mount.
-        'autofs', 'devpts', 'mqueue', 'debugfs', 'tracefs', 'securityfs', 'pstore', 'bpf', 'configfs', 'fusectl',
-        'hugetlbfs', 'binfmt_misc', 'rpc_pipefs', 'nsfs', 'ramfs', 'efivarfs', 'selinuxfs',
-      ]),
-    portConnectTimeoutMs: z.number().int().min(10).default(1000),
-  })
-  .strict();
+/** Telegraf's default ignore_fs, plus kernel pseudo file systems (no blocks: Telegraf skips them after statfs). */
+export const DEFAULT_IGNORE_FS = [
+  'tmpfs', 'devtmpfs', 'devfs', 'iso9660', 'overlay', 'aufs', 'squashfs',
+  // No blocks, so Telegraf drops them after a statfs; skipping them saves the call. autofs too:
+  // its statfs would trigger a mount (the mounted file system is reported under its own type).
+  'proc', 'sysfs', 'cgroup', 'cgroup2', 'autofs', 'devpts', 'mqueue', 'debugfs', 'tracefs', 'securityfs', 'pstore',
+  'bpf', 'configfs', 'fusectl', 'hugetlbfs', 'binfmt_misc', 'rpc_pipefs', 'nsfs', 'ramfs', 'selinuxfs',
+];
+
+/** Telegraf-style name patterns (globs); a pattern that cannot be compiled is refused here. */
+const globList = z.array(
+  z.string().min(1).superRefine((p, ctx) => {
+    const problem = globProblem(p);
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `not a valid pattern: ${problem}` });
+  }),
+);
+
+const enabledOnly = z.object({ enabled: z.boolean().default(true) }).strict();
+
+/** Per-collector settings of the system stats, named after Telegraf's inputs and their options. */
+export const systemCollectorsSchema = {
+  cpu: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** A point per CPU (cpu=cpu0 …). */
+      percpu: z.boolean().default(true),
+      /** The cpu=cpu-total point. */
+      totalcpu: z.boolean().default(true),
+    })
+    .strict()
+    .default({}),
+  mem: enabledOnly.default({}),
+  swap: enabledOnly.default({}),
+  system: enabledOnly.default({}),
+  disk: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Only these mount points (exact paths) when not empty. */
+      mountPoints: z.array(z.string().min(1)).default([]),
+      /** File system types skipped. */
+      ignoreFs: z.array(z.string()).default(DEFAULT_IGNORE_FS),
+    })
+    .strict()
+    .default({}),
+  diskio: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Only devices matching one of these globs (e.g. "sd*", "nvme0n1") when not empty. */
+      devices: globList.default([]),
+    })
+    .strict()
+    .default({}),
+  net: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Only interfaces matching one of these globs, up or down, when not empty; else every up, non-loopback one. */
+      interfaces: globList.default([]),
+      /** Leave out the interface=all line of /proc/net/snmp counters. */
+      ignoreProtocolStats: z.boolean().default(true),
+    })
+    .strict()
+    .default({}),
+  processes: enabledOnly.default({}),
+};
+
+export const collectSchema = z.preprocess(
+  // ignoreFsTypes, the first release's key, is read as disk.ignoreFs when that is not set.
+  (raw) => {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !('ignoreFsTypes' in raw)) return raw;
+    const { ignoreFsTypes, ...rest } = raw as Record<string, unknown>;
+    const disk = rest.disk;
+    if (disk !== undefined && (typeof disk !== 'object' || disk === null || Array.isArray(disk))) return raw;
+    const d = (disk ?? {}) as Record<string, unknown>;
+    return { ...rest, disk: 'ignoreFs' in d ? d : { ...d, ignoreFs: ignoreFsTypes } };
+  },
+  z
+    .object({
+      systemIntervalSec: z.number().int().min(1).default(10),
+      checksIntervalSec: z.number().int().min(1).default(30),
+      /** Root of /proc and /sys, so tests can read a fixture tree. */
+      hostRoot: z.string().min(1).default('/'),
+      portConnectTimeoutMs: z.number().int().min(10).default(1000),
+      ...systemCollectorsSchema,
+    })
+    .strict(),
+);
 
 export const schedulerSchema = z
   .object({

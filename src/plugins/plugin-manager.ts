@@ -9,6 +9,8 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import type { PluginsConfig } from '../config/schema.ts';
 import type { MetricSink } from '../points/metric.ts';
 import type { PluginEntry } from '../registry/types.ts';
+import { ClockScheduler, type ClockJobSpec } from '../scheduler/clock-schedule.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { JobScheduler, JobSpec } from '../scheduler/types.ts';
 import { ParamsError, paramsFromArgs } from './builtin.ts';
 import { PluginRepoCache, PluginRepoError, type GitFactory } from './git-cache.ts';
@@ -37,6 +39,8 @@ export interface PluginManagerOptions {
   /** Test seams: the git client, the identity plugins run as (skips resolving runAsUser). */
   gitFactory?: GitFactory;
   runAs?: RunAsIdentity | null;
+  /** Runs the entries that give `cron`; default: one of this manager's own. */
+  clockScheduler?: ClockScheduler;
 }
 
 /** Owner name of this part's jobs on the shared scheduler. */
@@ -82,6 +86,8 @@ type RunReply = Awaited<ReturnType<PluginControl['run']>>;
 export class PluginManager implements PluginControl, PluginReconciler {
   private readonly cfg: PluginsConfig;
   private readonly scheduler: JobScheduler;
+  private readonly clockScheduler: ClockScheduler;
+  private readonly ownsClockScheduler: boolean;
   private readonly builtins: Readonly<Record<string, BuiltinPluginFn>>;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -121,6 +127,8 @@ export class PluginManager implements PluginControl, PluginReconciler {
     if (!path.isAbsolute(opts.config.cacheDir)) throw new Error(`plugins.cacheDir must be absolute (resolved), got ${JSON.stringify(opts.config.cacheDir)}`);
     this.cfg = opts.config;
     this.scheduler = opts.scheduler;
+    this.clockScheduler = opts.clockScheduler ?? new ClockScheduler({ logger: opts.logger });
+    this.ownsClockScheduler = opts.clockScheduler === undefined;
     this.builtins = opts.builtins;
     this.log = opts.logger;
     this.clock = opts.clock ?? systemClock;
@@ -192,6 +200,8 @@ export class PluginManager implements PluginControl, PluginReconciler {
       if (this.autoEnableTimer) this.clock.clearTimeout(this.autoEnableTimer);
       if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
       this.scheduler.reconcile(PLUGIN_JOB_OWNER, []);
+      this.clockScheduler.reconcile(PLUGIN_JOB_OWNER, []);
+      if (this.ownsClockScheduler) void this.clockScheduler.stop();
       this.stopController.abort();
       this.cloneQueue.length = 0;
       this.markStarted(); // a reconcile waiting for start returns now
@@ -412,20 +422,36 @@ export class PluginManager implements PluginControl, PluginReconciler {
     this.retryTimer.unref?.();
   }
 
-  /** Jobs for every plugin that runs on an interval and is enabled. */
+  /** Jobs for every enabled plugin that runs on an interval or on clock times (`cron`). */
   private syncJobs(): void {
     if (this.stopping) return;
     const jobs: JobSpec[] = [];
+    const clockJobs: ClockJobSpec[] = [];
     for (const [key, rec] of this.plugins) {
-      if (rec.entry.interval <= 0 || !this.state.isEnabled(rec.namespace, rec.id)) continue;
-      jobs.push({
-        key: `plugin:${rec.namespace}/${rec.name}`,
-        namespace: rec.namespace,
-        intervalSec: rec.entry.interval,
-        run: () => this.scheduledRun(key),
-      });
+      if (!this.state.isEnabled(rec.namespace, rec.id)) continue;
+      const jobKey = `plugin:${rec.namespace}/${rec.name}`;
+      if (rec.entry.cron !== undefined) {
+        clockJobs.push({
+          key: jobKey,
+          namespace: rec.namespace,
+          cron: rec.entry.cron,
+          ...(rec.entry.timezone !== undefined ? { timezone: rec.entry.timezone } : {}),
+          run: () => this.scheduledRun(key),
+        });
+      } else if (rec.entry.interval > 0) {
+        jobs.push({ key: jobKey, namespace: rec.namespace, intervalSec: rec.entry.interval, run: () => this.scheduledRun(key) });
+      }
     }
     this.scheduler.reconcile(PLUGIN_JOB_OWNER, jobs);
+    this.clockScheduler.reconcile(PLUGIN_JOB_OWNER, clockJobs);
+  }
+
+  /** Next planned run (ms since the epoch) of a scheduled plugin, or null. */
+  private nextRunAt(rec: PluginRecord): number | null {
+    const jobKey = `plugin:${rec.namespace}/${rec.name}`;
+    if (rec.entry.cron !== undefined) return this.clockScheduler.describeJob(PLUGIN_JOB_OWNER, jobKey)?.nextRunAt ?? null;
+    const describe = (this.scheduler as Partial<Pick<Scheduler, 'describeJob'>>).describeJob;
+    return describe ? (describe.call(this.scheduler, PLUGIN_JOB_OWNER, jobKey)?.nextRunAt ?? null) : null;
   }
 
   private async scheduledRun(key: string): Promise<void> {
@@ -441,7 +467,8 @@ export class PluginManager implements PluginControl, PluginReconciler {
       this.counters.skippedWhileCloning++;
       return;
     }
-    const timeoutSec = rec.entry.timeout ?? rec.entry.interval;
+    // A cron entry has no interval: its runs default to the on-demand timeout.
+    const timeoutSec = rec.entry.timeout ?? (rec.entry.interval > 0 ? rec.entry.interval : this.cfg.onDemandTimeoutSec);
     // Only the agent stopping makes a scheduled run give up its wait for a slot.
     await this.execute(rec, timeoutSec * 1000, undefined).catch(() => undefined);
   }
@@ -514,13 +541,16 @@ export class PluginManager implements PluginControl, PluginReconciler {
         repo: rec.repo,
         builtin: rec.builtin,
         interval: rec.entry.interval,
+        cron: rec.entry.cron ?? null,
+        timezone: rec.entry.timezone ?? null,
+        nextRunAt: this.nextRunAt(rec),
         enabled: this.state.isEnabled(rec.namespace, rec.id),
         disabledUntil: this.state.disabledUntil(rec.namespace, rec.id),
         running: rec.running !== null,
         problem: rec.problem ?? (rec.repo !== null && !rec.ready && rec.gitBusy ? 'being cloned' : null),
         commit: rec.commit,
         updateError: rec.updateError,
-        skippedTicks: rec.skippedTicks,
+        skippedTicks: rec.skippedTicks + (rec.entry.cron !== undefined ? (this.clockScheduler.describeJob(PLUGIN_JOB_OWNER, `plugin:${rec.namespace}/${rec.name}`)?.skipped ?? 0) : 0),
         lastRun: last
           ? { startedAt: last.startedAt, durationMs: last.durationMs, exitCode: last.exitCode, timedOut: last.timedOut, success: last.success, error: last.error }
           : null,

@@ -34,6 +34,11 @@ export interface PluginInfo {
   repo: string | null;
   builtin: string | null;
   interval: number;
+  /** Clock-time schedule and its time zone, for entries that give `cron`. */
+  cron?: string | null;
+  timezone?: string | null;
+  /** Next scheduled run, ms since the epoch; null when none is scheduled (on demand, disabled). */
+  nextRunAt?: number | null;
   enabled: boolean;
   disabledUntil: number | null;
   running: boolean;

@@ -5,6 +5,13 @@
 export type FieldValue = number | boolean | string;
 
 /**
+ * Marks the fields a trusted producer (the system collectors) writes as InfluxDB integers, as
+ * Telegraf does. A symbol, so JSON from plugins and POST /post can never carry it: their
+ * numbers stay floats (SPEC §3).
+ */
+export const INTEGER_FIELDS: unique symbol = Symbol('nsagent.integerFields');
+
+/**
  * One measurement. Producers of the public shape set `value`; collectors that follow
  * Telegraf's multi-field measurements (cpu, mem, …) set `fields` instead. Numbers become
  * float fields, booleans and strings keep their type.
@@ -16,6 +23,8 @@ export interface Metric {
   tags?: Record<string, string>;
   value?: FieldValue;
   fields?: Record<string, FieldValue>;
+  /** Names of `fields` written as integers (`123i`); the others follow the types above. */
+  [INTEGER_FIELDS]?: ReadonlySet<string>;
 }
 
 /** Why one metric was refused; `index` is its position in the batch handed in. */

@@ -7,7 +7,7 @@
 // one pass over each object, and a batch allocates nothing per metric but the Point and its line.
 import { Point, type PointSettings } from '@influxdata/influxdb-client';
 import type { Clock } from '../clock.ts';
-import type { Rejection } from './metric.ts';
+import { INTEGER_FIELDS, type Rejection } from './metric.ts';
 
 /** Why a metric was refused, as a short stable code (a metrics label); the reason text says more. */
 export type RejectCode =
@@ -169,8 +169,9 @@ export class Normaliser {
         return new Refusal('bad_field', `fields: expected an object, found ${describe(fields)}`);
       }
       const f = fields as Record<string, unknown>;
+      const integers = (m as { [INTEGER_FIELDS]?: ReadonlySet<string> })[INTEGER_FIELDS];
       for (const key in f) {
-        const problem = addField(point, key, f[key], 'fields.');
+        const problem = addField(point, key, f[key], 'fields.', integers !== undefined && integers.has(key));
         if (problem !== undefined) return new Refusal('bad_field', problem);
         fieldCount++;
       }
@@ -206,13 +207,21 @@ function keyProblem(key: string): string | undefined {
   return undefined;
 }
 
+/** Largest magnitude an InfluxDB integer field holds (int64), as a double. */
+const INT64_LIMIT = 2 ** 63;
+
 /** Adds one field; returns the reason when the value cannot be written. */
-function addField(point: Point, key: string, raw: unknown, where: string): string | undefined {
+function addField(point: Point, key: string, raw: unknown, where: string, integer = false): string | undefined {
   const problem = keyProblem(key);
   if (problem !== undefined) return `${where}${key || '""'}: ${problem}`;
   switch (typeof raw) {
     case 'number':
       if (!Number.isFinite(raw)) return `${where}${key}: ${String(raw)} cannot be stored (finite numbers only)`;
+      if (integer) {
+        if (!Number.isInteger(raw) || Math.abs(raw) >= INT64_LIMIT) return `${where}${key}: ${String(raw)} is not a 64-bit integer`;
+        point.intField(key, raw);
+        return undefined;
+      }
       point.floatField(key, raw);
       return undefined;
     case 'boolean':

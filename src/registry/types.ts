@@ -27,11 +27,15 @@ export interface PluginEntry {
   repo?: string;
   /** Name of a built-in plugin from goplugins/. */
   builtin?: string;
-  /** Seconds between runs; 0 = only on demand. */
+  /** Seconds between runs; 0 = only on demand (or on `cron`). */
   interval: number;
+  /** Clock-time schedule instead of an interval: a cron expression, e.g. "0 3 * * *". */
+  cron?: string;
+  /** IANA time zone `cron` is read in; default the host's. */
+  timezone?: string;
   /** Arguments to plugin.sh, or the built-in plugin's params. */
   params?: string[] | Record<string, unknown>;
-  /** Seconds; default: the interval (10 s for on-demand runs). */
+  /** Seconds; default: the interval (10 s for on-demand and cron runs). */
   timeout?: number;
   /** Branch, tag or commit to update to instead of the remote's default branch. */
   ref?: string;

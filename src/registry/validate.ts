@@ -1,6 +1,7 @@
 // The registry's wire format and its validation: what an HTTP registry endpoint or the file
 // registry's host entry may hold, checked where it enters. An answer with any problem is
 // refused whole; each problem names its JSON path, what was found and what is expected.
+import { cronProblem } from '../scheduler/clock-schedule.ts';
 import { z, type ZodIssue } from 'zod';
 import { describeZodIssue, formatPath } from '../config/issues.ts';
 import type { NamespaceChecks, PluginEntry, PollerStatus } from './types.ts';
@@ -99,7 +100,10 @@ const pluginEntry = z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'builtin must be a built-in plugin name: letters, digits, "_", "." or "-", at most 64')
       .optional(),
-    interval: z.number().int().min(0).max(L.maxPluginIntervalSec),
+    /** Required unless `cron` is given; then absent or 0. */
+    interval: z.number().int().min(0).max(L.maxPluginIntervalSec).optional(),
+    cron: refineText(z.string().min(1).max(200), 'cron').optional(),
+    timezone: refineText(z.string().min(1).max(64), 'timezone').optional(),
     params: z
       .union([
         // Numbers and booleans are accepted as arguments and passed on as strings.
@@ -119,7 +123,18 @@ const pluginEntry = z
     if ((p.repo === undefined) === (p.builtin === undefined)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'exactly one of "repo" (git URL) or "builtin" (built-in plugin name) is required' });
     }
-  });
+    if (p.cron === undefined) {
+      if (p.interval === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['interval'], message: 'required (seconds; 0 = on demand), unless "cron" gives clock times' });
+      if (p.timezone !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['timezone'], message: 'only with "cron"' });
+      return;
+    }
+    if (p.interval !== undefined && p.interval !== 0) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['cron'], message: 'give "interval" or "cron", not both' });
+    }
+    const problem = cronProblem(p.cron, p.timezone);
+    if (problem !== null) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [problem.startsWith('unknown time zone') ? 'timezone' : 'cron'], message: problem });
+  })
+  .transform((p) => ({ ...p, interval: p.interval ?? 0 }));
 
 const namespaceList = z
   .array(namespaceName)

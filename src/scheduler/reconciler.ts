@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.ts';
 import type { CollectConfig } from '../config/schema.ts';
-import { HostStatsCollector } from '../collectors/host-stats.ts';
+import { HostStatsCollector, type SystemCollectorsSettings } from '../collectors/host-stats.ts';
 import { NamespaceChecksCollector } from '../collectors/namespace-checks.ts';
 import { CollectorMetrics, RunningCollector } from '../collectors/running-collector.ts';
 import type { Collector } from '../collectors/types.ts';
@@ -109,7 +109,7 @@ export class Reconciler {
   reconfigure(collect: CollectConfig): void {
     const prev = this.collect;
     this.collect = collect;
-    if (prev.hostRoot !== collect.hostRoot || JSON.stringify(prev.ignoreFsTypes) !== JSON.stringify(collect.ignoreFsTypes)) {
+    if (prev.hostRoot !== collect.hostRoot || JSON.stringify(systemSettings(prev)) !== JSON.stringify(systemSettings(collect))) {
       this.system = this.buildSystem();
     }
     if (prev.hostRoot !== collect.hostRoot || prev.portConnectTimeoutMs !== collect.portConnectTimeoutMs) {
@@ -137,7 +137,7 @@ export class Reconciler {
   private buildSystem(): RunningCollector {
     const collector =
       this.customSystem ??
-      new HostStatsCollector({ hostRoot: this.collect.hostRoot, ignoreFsTypes: this.collect.ignoreFsTypes, clock: this.clock });
+      new HostStatsCollector({ hostRoot: this.collect.hostRoot, settings: systemSettings(this.collect), clock: this.clock });
     return new RunningCollector({ collector, logger: this.log, metrics: this.collectorMetrics });
   }
 
@@ -208,4 +208,8 @@ export class Reconciler {
       }
     }
   }
+}
+
+function systemSettings(c: CollectConfig): SystemCollectorsSettings {
+  return { cpu: c.cpu, mem: c.mem, swap: c.swap, system: c.system, disk: c.disk, diskio: c.diskio, net: c.net, processes: c.processes };
 }

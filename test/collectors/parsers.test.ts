@@ -4,15 +4,16 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cpuUsage, parseProcStatCpus } from '../../src/collectors/cpu.ts';
 import { diskFields, parseMounts, selectMounts } from '../../src/collectors/disk.ts';
-import { parseDiskstats } from '../../src/collectors/diskio.ts';
+import { diskDerived, parseDiskstats } from '../../src/collectors/diskio.ts';
 import { memFields, parseMeminfo } from '../../src/collectors/mem.ts';
-import { parseNetDev, reportedByDefault } from '../../src/collectors/net.ts';
+import { parseNetDev, parseNetSnmp, parseSpeed, reportedByDefault } from '../../src/collectors/net.ts';
 import { listeningPort, parseListeningPorts } from '../../src/collectors/port-check.ts';
 import { processMatches } from '../../src/collectors/process-check.ts';
 import { parseCmdline, parsePidStat } from '../../src/collectors/proc-table.ts';
 import { processCounts } from '../../src/collectors/processes.ts';
-import { parseVmstat, swapFields } from '../../src/collectors/swap.ts';
-import { countCpus, parseLoadavg, parseUptime } from '../../src/collectors/system.ts';
+import { parseVmstat, swapFields, swapTrafficFields } from '../../src/collectors/swap.ts';
+import { countCpus, formatUptime, parseLoadavg, parseUptime, physicalFromCpuinfo } from '../../src/collectors/system.ts';
+import { compileFilter, globProblem } from '../../src/collectors/filter.ts';
 
 describe('cpu', () => {
   const t1 = 'cpu  100 10 50 800 20 5 5 10 30 2\ncpu0 100 10 50 800 20 5 5 10 30 2\nintr 1 2\n';
@@ -59,17 +60,26 @@ describe('mem and swap', () => {
     assert.equal(m.size, 2);
   });
 
-  test('without MemAvailable (kernel < 3.14) available is free + buffers + cached', () => {
+  test('used is total - available (gopsutil v4, Telegraf)', () => {
+    const f = memFields(parseMeminfo('MemTotal: 1000 kB\nMemFree: 100 kB\nMemAvailable: 600 kB\nBuffers: 50 kB\nCached: 200 kB\nSReclaimable: 50 kB\n'));
+    assert.equal(f.used, 400 * 1024);
+    assert.equal(f.used_percent, 40);
+    assert.equal(f.available_percent, 60);
+    assert.equal(f.cached, 250 * 1024, 'cached includes SReclaimable');
+  });
+
+  test('without MemAvailable (kernel < 3.14) available is free + cached, as gopsutil estimates it', () => {
     const f = memFields(parseMeminfo('MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 200 kB\nSReclaimable: 50 kB\n'));
-    assert.equal(f.available, (100 + 50 + 250) * 1024);
-    assert.equal(f.used, (1000 - 100 - 50 - 250) * 1024);
-    assert.equal(f.used_percent, 60);
+    assert.equal(f.available, (100 + 250) * 1024);
+    assert.equal(f.used, (1000 - 100 - 250) * 1024);
+    assert.equal(f.used_percent, 65);
   });
 
   test('swap: used and percent; in/out in bytes from pages; no swap = 0 %', () => {
-    const f = swapFields(parseMeminfo('SwapTotal: 1000 kB\nSwapFree: 750 kB\n'), parseVmstat('pswpin 3\npswpout 5\n'));
-    assert.deepEqual(f, { total: 1_024_000, used: 256_000, free: 768_000, used_percent: 25, in: 3 * 4096, out: 5 * 4096 });
-    assert.equal(swapFields(new Map(), null).used_percent, 0);
+    const f = swapFields(parseMeminfo('SwapTotal: 1000 kB\nSwapFree: 750 kB\n'));
+    assert.deepEqual(f, { total: 1_024_000, used: 256_000, free: 768_000, used_percent: 25 });
+    assert.deepEqual(swapTrafficFields(parseVmstat('pswpin 3\npswpout 5\n')), { in: 3 * 4096, out: 5 * 4096 });
+    assert.equal(swapFields(new Map()).used_percent, 0);
   });
 });
 
@@ -77,8 +87,31 @@ describe('system', () => {
   test('loadavg, uptime and the CPU count', () => {
     assert.deepEqual(parseLoadavg('0.10 0.20 0.30 1/100 42\n'), { load1: 0.1, load5: 0.2, load15: 0.3 });
     assert.equal(parseLoadavg('garbage'), null);
-    assert.equal(parseUptime('12345.67 999.00\n'), 12345);
+    assert.equal(parseUptime('12345.67 999.00\n'), 12346, 'sysinfo(2) rounds a started second up');
     assert.equal(countCpus('cpu  1 2 3\ncpu0 1\ncpu1 1\ncpu12 1\nintr 5\n'), 3);
+  });
+
+  test("uptime_format as Telegraf writes it", () => {
+    assert.equal(formatUptime(2374), ' 0:39');
+    assert.equal(formatUptime(86_400 + 3600 * 4 + 5 * 60 + 59), '1 day,  4:05');
+    assert.equal(formatUptime(3 * 86_400 + 3600 * 23 + 60 * 7), '3 days, 23:07');
+  });
+
+  test('physical cores from /proc/cpuinfo: cpu cores summed per physical id', () => {
+    const cpu = (id: number, phys: number) => `processor\t: ${id}\nphysical id\t: ${phys}\ncpu cores\t: 2\n`;
+    assert.equal(physicalFromCpuinfo([cpu(0, 0), cpu(1, 0), cpu(2, 1), cpu(3, 1)].join('\n')), 4);
+    assert.equal(physicalFromCpuinfo('processor : 0\n'), 0);
+  });
+});
+
+describe('name filters (Telegraf globs)', () => {
+  test('exact names, *, ?, sets and alternatives', () => {
+    const f = compileFilter(['eth0', 'en*', 'sd?', 'nvme[0-1]n1', 'bond{0,9}']);
+    for (const yes of ['eth0', 'ens5', 'sda', 'nvme1n1', 'bond9']) assert.ok(f.match(yes), yes);
+    for (const no of ['eth01', 'sda1', 'nvme2n1', 'bond1', 'xeth0']) assert.ok(!f.match(no), no);
+    assert.ok(compileFilter(['dm.[!0]']).match('dm.1') && !compileFilter(['dm.[!0]']).match('dm.0'));
+    assert.match(globProblem('sd[a') ?? '', /never closed/);
+    assert.equal(globProblem('sd[ab]*'), undefined);
   });
 });
 
@@ -127,6 +160,26 @@ describe('diskio and net', () => {
     assert.equal(reportedByDefault(0x9), false, 'loopback');
     assert.equal(reportedByDefault(0x1002), false, 'down');
   });
+
+  test('speed: the file\'s integer in Mbit/s, -1 when unknown', () => {
+    assert.equal(parseSpeed('10000\n'), 10000);
+    assert.equal(parseSpeed('-1\n'), -1);
+    assert.equal(parseSpeed(null), -1);
+    assert.equal(parseSpeed('garbage'), -1);
+  });
+
+  test('snmp: protocol_counter in lower case, integers', () => {
+    const f = parseNetSnmp('Ip: Forwarding DefaultTTL InReceives\nIp: 1 64 3000\nTcp: RtoAlgorithm ActiveOpens\nTcp: 1 77\nUdpLite: InDatagrams\nUdpLite: 0\n');
+    assert.deepEqual(f, { ip_forwarding: 1, ip_defaultttl: 64, ip_inreceives: 3000, tcp_rtoalgorithm: 1, tcp_activeopens: 77, udplite_indatagrams: 0 });
+  });
+
+  test('diskio derived fields between two readings; none after a wrap', () => {
+    const [a] = parseDiskstats('   8       0 sda 100 0 0 50 100 0 0 150 0 400 0\n');
+    const [b] = parseDiskstats('   8       0 sda 110 0 0 60 130 0 0 190 0 600 0\n');
+    assert.deepEqual(diskDerived(a!.fields, b!.fields, 1000), { io_await: 50 / 40, io_svctm: 200 / 40, io_util: 20 });
+    assert.deepEqual(diskDerived(a!.fields, a!.fields, 1000), { io_util: 0 }, 'no I/O: no await or svctm');
+    assert.deepEqual(diskDerived(b!.fields, a!.fields, 1000), {});
+  });
 });
 
 describe('processes', () => {
@@ -157,11 +210,12 @@ describe('processes', () => {
       dead: 1,
       paging: 1,
       idle: 1,
-      parked: 1,
+      parked: 1, // only present when a process is parked
       unknown: 1,
       total: 12,
       total_threads: 24,
     });
+    assert.equal('parked' in processCounts([{ state: 'S', numThreads: 1 }]), false, 'no parked field without a parked process');
   });
 
   test('matching: exact comm (compared on its 15 kept characters) or a command-line substring', () => {

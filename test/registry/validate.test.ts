@@ -59,7 +59,7 @@ describe('registry answer validation', () => {
     const p = (entry: unknown) => problems('plugins', { plugins: { 'demo.web': [entry] } });
     assert.deepEqual(p({ builtin: 'x', interval: -1 }), ['$.plugins["demo.web"][0].interval: must be >= 0']);
     assert.deepEqual(p({ builtin: 'x', interval: 1.5 }), ['$.plugins["demo.web"][0].interval: found float, expected integer']);
-    assert.deepEqual(p({ builtin: 'x' }), ['$.plugins["demo.web"][0].interval: required number is missing']);
+    assert.deepEqual(p({ builtin: 'x' }), ['$.plugins["demo.web"][0].interval: required (seconds; 0 = on demand), unless "cron" gives clock times']);
     assert.match(p({ builtin: 'x', repo: 'y', interval: 1 })[0]!, /^\$\.plugins\["demo\.web"\]\[0\]: exactly one of "repo"/);
     assert.match(p({ interval: 1 })[0]!, /exactly one of "repo"/);
     assert.deepEqual(p({ builtin: 'x', interval: 1, timeout: 0 }), ['$.plugins["demo.web"][0].timeout: must be >= 1']);
