@@ -497,8 +497,7 @@ export class BackendQueue {
       if (suspects.lines.length > 0 && others.lines.length > 0) {
         follow = [suspects, others];
       } else {
-        const mid = Math.ceil(rest.lines.length / 2);
-        follow = partition(rest, (_, i) => i < mid);
+        follow = halves(rest, report);
       }
     }
     lane.narrowing.unshift(...follow);
@@ -692,6 +691,25 @@ function partition(slice: Slice, test: (line: string, index: number) => boolean)
     }
   }
   return [yes, no];
+}
+
+/**
+ * Two halves of a slice to write again apart. Past max-values-per-tag every line with a new
+ * value of the tag is refused and every line with a stored one is not: halves of the values,
+ * not of the lines, so each step tells whole values apart.
+ */
+function halves(slice: Slice, report: WriteErrorReport): [Slice, Slice] {
+  const { tagLimit } = report;
+  if (tagLimit) {
+    const valueOf = slice.lines.map((line) => lineShape(line)?.tags.get(tagLimit.tag));
+    const values = [...new Set(valueOf)];
+    if (values.length > 1) {
+      const first = new Set(values.slice(0, Math.ceil(values.length / 2)));
+      return partition(slice, (_, i) => first.has(valueOf[i]));
+    }
+  }
+  const mid = Math.ceil(slice.lines.length / 2);
+  return partition(slice, (_, i) => i < mid);
 }
 
 /** Lines that may be what the answer refused, going by what it names. */

@@ -341,3 +341,34 @@ void test('prom metrics: nsagent_sender_* per backend', async () => {
   assert.match(text, /nsagent_sender_backend_up\{backend="b0"\} 1/);
   assert.match(text, /nsagent_sender_requests_total\{backend="b0",result="ok"\} 1/);
 });
+
+void test('a namespace whose lines are being narrowed down never holds another namespace back', async () => {
+  const f = await fake();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
+  let mostHeld = 0;
+  f.handler = async (r) => {
+    if (r.path !== '/write' || r.query.get('db') !== 'refusing') return undefined;
+    const n = linesIn(r.body);
+    // A whole batch: refused without naming a line, so it is narrowed down by halves.
+    if (n === 10) return { status: 400, body: { error: 'partial write: points beyond retention policy dropped=1' } };
+    held++;
+    mostHeld = Math.max(mostHeld, held);
+    await gate;
+    held--;
+    const refused = r.body.split('\n').filter((l) => l.includes('oops')).length;
+    return refused > 0 ? { status: 400, body: { error: `partial write: points beyond retention policy dropped=${refused}` } } : undefined;
+  };
+  const s = sender([f], { batchSize: 10, maxConcurrentWrites: 4 });
+  await s.start();
+  const refusing = Array.from({ length: 40 }, (_, i) => (i % 10 === 3 ? `m oops=${i} ${1_700_000_000 + i}` : `m v=${i} ${1_700_000_000 + i}`));
+  const bad = s.write('refusing', refusing);
+  await f.waitFor((reqs) => reqs.filter((r) => r.query.get('db') === 'refusing' && linesIn(r.body) < 10).length >= 2);
+  // The follow-up requests of "refusing" hang; another namespace's write goes through meanwhile.
+  assert.deepEqual(await s.write('healthy', lines(25)), { written: 25, deadLettered: 0 });
+  assert.equal(held, 2, 'follow-up requests hold at most half of the 4 write slots');
+  release();
+  assert.deepEqual(await bad, { written: 36, deadLettered: 4 });
+  assert.equal(mostHeld, 2);
+});
