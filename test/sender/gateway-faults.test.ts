@@ -372,3 +372,36 @@ void test('a namespace whose lines are being narrowed down never holds another n
   assert.deepEqual(await bad, { written: 36, deadLettered: 4 });
   assert.equal(mostHeld, 2);
 });
+
+void test('a namespace holding half the queue or more waits while another namespace waits for room', async () => {
+  const f = await fake();
+  const gates = new Map<string, { promise: Promise<void>; open: () => void }>();
+  for (const name of ['hold1', 'hold2']) {
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    gates.set(name, { promise, open });
+  }
+  f.handler = async (r) => {
+    for (const [name, gate] of gates) if (r.path === '/write' && r.body.includes(name)) await gate.promise;
+    return undefined;
+  };
+  const s = sender([f], { maxQueuedPoints: 100, maxQueueWaitMs: 5000, batchSize: 1000 });
+  await s.start();
+  const tagged = (tag: string, n: number, from: number) => lines(n, from).map((l) => l.replace('m,', `m,${tag}=1,`));
+  const first = s.write('busy', tagged('hold1', 60, 0));
+  await f.waitFor((reqs) => reqs.some((r) => r.body.includes('hold1')));
+  const second = s.write('busy', tagged('hold2', 30, 100));
+  await f.waitFor((reqs) => reqs.some((r) => r.body.includes('hold2')));
+  // 90 of 100 queued, all of "busy": both writes below wait for room, "busy" first.
+  const third = s.write('busy', tagged('hold1', 40, 200));
+  const quick = s.write('other', lines(20, 300));
+  assert.equal(s.status().waitingWrites, 2);
+  (gates.get('hold2') as { open: () => void }).open();
+  await second;
+  // 30 points of room: "busy" still holds 60 of 100, so "other" goes first (its 40 would take
+  // the room and hang with hold1).
+  assert.deepEqual(await quick, { written: 20, deadLettered: 0 });
+  (gates.get('hold1') as { open: () => void }).open();
+  assert.deepEqual(await first, { written: 60, deadLettered: 0 });
+  assert.deepEqual(await third, { written: 40, deadLettered: 0 });
+});
