@@ -143,6 +143,7 @@ test('20,000 field-type conflicts in one namespace beside a healthy one: few req
     assert.equal(goodArrived, goodSent, 'the good points of the refused namespace arrived');
     assert.equal(badArrived, 0);
     assert.equal(dl.get(bad), badSent, 'each refused point dead-lettered once');
+    assert.equal(goodArrived + badArrived + (dl.get(bad) ?? 0), posted.acked, 'sent = arrived + dropped');
     assert.equal(dropped, badSent, 'the drop counter counts exactly the refused points');
     // One line at a time took about two requests per refused point (40,000 here).
     assert.ok(backend.bisectRequests <= 4 * backend.batches, `${backend.bisectRequests} follow-up requests for ${backend.batches} batches`);
