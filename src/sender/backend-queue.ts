@@ -9,6 +9,7 @@
 // flushIntervalMs after its first point, or at once when the backend has nothing in flight (so
 // an idle backend sees data immediately and a busy one sees full batches). A write's lines are
 // settled through its WritePart only when the backend accepted them or they were dead-lettered.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { WriteAnswer } from './backend-client.ts';
@@ -128,6 +129,8 @@ export type BackendState = 'up' | 'down';
 const MAX_WARNED_NAMESPACES = 1000;
 const MISSING_DB_WARN_EVERY_MS = 60_000;
 const REFUSAL_WARN_EVERY_MS = 60_000;
+/** Dead-lettered lines remembered (by hash) so a redelivered write does not count them again. */
+const RECENTLY_DROPPED_MAX = 100_000;
 
 export class BackendQueue {
   readonly name: string;
@@ -140,6 +143,7 @@ export class BackendQueue {
   /** Lanes with a partial batch, oldest first (an idle backend sends the oldest at once). */
   private readonly fillingLanes = new Set<Lane>();
   private readonly refusals: RefusalLog;
+  private readonly recentlyDropped = new Set<string>();
   private inFlight = 0;
   private narrowingInFlight = 0;
   private readonly narrowingSlots: number;
@@ -529,14 +533,22 @@ export class BackendQueue {
     this.release(lane, slice.lines.length);
   }
 
+  /**
+   * Writes refused lines to the dead-letter file and counts them, except lines dead-lettered a
+   * short while ago: a write whose other lines failed comes back whole (NSQ redelivers the
+   * message), and its refused lines must not be kept and counted twice — as InfluxDB stores a
+   * point sent twice once.
+   */
   private async deadLetterSlice(lane: Lane, slice: Slice, reasons: readonly string[], kind: RefusalKind): Promise<void> {
     const { namespace } = lane;
-    const records = slice.lines.map((line, i) => ({
-      namespace,
-      backend: this.name,
-      reason: reasons[i] ?? reasons[0] ?? 'refused',
-      line,
-    }));
+    const records: DeadLetterRecord[] = [];
+    const keys: string[] = [];
+    slice.lines.forEach((line, i) => {
+      const key = createHash('sha1').update(namespace).update('\n').update(line).digest('base64');
+      if (this.recentlyDropped.has(key)) return;
+      keys.push(key);
+      records.push({ namespace, backend: this.name, reason: reasons[i] ?? reasons[0] ?? 'refused', line });
+    });
     try {
       await this.opts.deadLetter.append(records);
     } catch {
@@ -544,10 +556,14 @@ export class BackendQueue {
       this.failSlice(lane, slice, new RetryableWriteError(`backend "${this.name}": the dead-letter file cannot be written`, 'failed'));
       return;
     }
-    this.opts.counters.dropped(slice.lines.length);
+    for (const key of keys) {
+      if (this.recentlyDropped.size >= RECENTLY_DROPPED_MAX) this.recentlyDropped.delete(this.recentlyDropped.values().next().value as string);
+      this.recentlyDropped.add(key);
+    }
+    if (records.length > 0) this.opts.counters.dropped(records.length);
     for (const seg of slice.segs) seg.part.deadLetter(seg.n);
     this.release(lane, slice.lines.length);
-    this.refusals.note(namespace, kind, slice.lines.length, records[0]?.reason ?? 'refused');
+    if (records.length > 0) this.refusals.note(namespace, kind, records.length, records[0]?.reason ?? 'refused');
   }
 
   private failQueued(err: Error): void {

@@ -405,3 +405,29 @@ void test('a namespace holding half the queue or more waits while another namesp
   assert.deepEqual(await first, { written: 60, deadLettered: 0 });
   assert.deepEqual(await third, { written: 40, deadLettered: 0 });
 });
+
+void test('a write failing after some of its lines were dead-lettered comes back whole: those lines are not kept or counted twice', async () => {
+  const f = await fake();
+  let goodFails = true;
+  f.handler = (r) => {
+    if (r.path !== '/write') return undefined;
+    const n = linesIn(r.body);
+    const refused = r.body.split('\n').filter((l) => l.includes('oops')).length;
+    if (n === 1 && refused === 0 && goodFails) return { status: 503, body: { error: 'overloaded' } };
+    return refused > 0 ? { status: 400, body: { error: `partial write: points beyond retention policy dropped=${refused}` } } : undefined;
+  };
+  const s = sender([f], { downAfterFailures: 1 });
+  await s.start();
+  const backUp = new Promise<void>((resolve) => s.onAvailabilityChange((available) => available && resolve()));
+  const batch = ['m oops=1 1700000000', 'm v=1 1700000001'];
+  // The refused line is found and dead-lettered, the good one fails: the write is handed back.
+  await assert.rejects(s.write('ns', batch), RetryableWriteError);
+  goodFails = false;
+  await backUp;
+  // As the relay does with a requeued message: the same lines again.
+  assert.deepEqual(await s.write('ns', batch), { written: 1, deadLettered: 1 });
+  const file = (s.status().deadLetter as { file: string }).file;
+  assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 1, 'one record');
+  const b0 = (s.status().backends as Record<string, { counters: { SendDrop: { count: number } } }>).b0;
+  assert.equal(b0?.counters.SendDrop.count, 1, 'counted once');
+});
