@@ -155,19 +155,22 @@ export class InfluxGatewaySender implements GatewaySender {
       }
       total += share.length;
     }
-    if (!this.fits(total)) {
+    if (this.fits(total)) {
+      this.hold(namespace, total);
+    } else {
+      // Counted as held on admission, so the next waiter is chosen knowing it.
       await this.waitForRoom(namespace, total);
       this.admittedPoints -= total;
       // Time passed: a backend may have gone down, or the sender stopped, meanwhile.
       const refusal = shares.map((share, i) => (share.length > 0 ? (this.queues[i] as BackendQueue).refusal() : undefined)).find(Boolean);
       if (refusal) {
+        this.hold(namespace, -total);
         this.writes.failed++;
         this.admitWaiting();
         throw refusal;
       }
     }
     this.writes.total++;
-    this.held.set(namespace, (this.held.get(namespace) ?? 0) + total);
     const parts: WritePart[] = [];
     shares.forEach((share, i) => {
       if (share.length === 0) return;
@@ -176,9 +179,7 @@ export class InfluxGatewaySender implements GatewaySender {
       (this.queues[i] as BackendQueue).enqueue(namespace, share, part);
     });
     const settled = await Promise.allSettled(parts.map((p) => p.done));
-    const left = (this.held.get(namespace) ?? 0) - total;
-    if (left > 0) this.held.set(namespace, left);
-    else this.held.delete(namespace);
+    this.hold(namespace, -total);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       this.writes.failed++;
@@ -257,6 +258,7 @@ export class InfluxGatewaySender implements GatewaySender {
         admit: () => {
           leave();
           this.admittedPoints += points;
+          this.hold(namespace, points);
           resolve();
         },
         cancel: (err) => {
@@ -299,6 +301,12 @@ export class InfluxGatewaySender implements GatewaySender {
     if ((this.held.get(first.namespace) ?? 0) < half) return 0;
     const other = this.waiting.findIndex((w) => w.namespace !== first.namespace && (this.held.get(w.namespace) ?? 0) < half);
     return other === -1 ? 0 : other;
+  }
+
+  private hold(namespace: string, points: number): void {
+    const held = (this.held.get(namespace) ?? 0) + points;
+    if (held > 0) this.held.set(namespace, held);
+    else this.held.delete(namespace);
   }
 
   /** Queued and in flight, plus writes let in that have not enqueued yet. */
