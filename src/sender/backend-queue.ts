@@ -1,18 +1,24 @@
 // One backend's side of the gateway sender: batches per namespace, dispatch within a bounded
-// number of concurrent writes, retry with backoff, dead-lettering of invalid lines, and the
+// number of concurrent writes, retry with backoff, dead-lettering of refused lines, and the
 // backend's health (marked down after consecutive failures, probed back with /ping).
 //
-// Batching: a batch goes out when it holds batchSize points, flushIntervalMs after its first
-// point, or at once when the backend has nothing in flight (so an idle backend sees data
-// immediately and a busy one sees full batches). A write's lines are settled through its
-// WritePart only when the backend accepted them or they were dead-lettered.
+// Each namespace (database) has its own lane: its batches, and the follow-up requests that find
+// which of its lines the backend refused. Lanes take turns at the write slots (round-robin), and
+// follow-up requests hold at most half of the slots, so a namespace whose points are refused
+// never holds another's writes back. Batching: a batch goes out when it holds batchSize points,
+// flushIntervalMs after its first point, or at once when the backend has nothing in flight (so
+// an idle backend sees data immediately and a busy one sees full batches). A write's lines are
+// settled through its WritePart only when the backend accepted them or they were dead-lettered.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { WriteAnswer } from './backend-client.ts';
 import type { DeadLetterRecord } from './dead-letter.ts';
 import type { BackendCounters } from './sender-metrics.ts';
 import { RetryableWriteError } from './types.ts';
-import { matchRejectedLines, readWriteError } from './write-errors.ts';
+import { lineShape } from './line-protocol.ts';
+import { RefusalLog } from './refusal-log.ts';
+import { matchRejectedLines, readWriteError, refusalKind, type RefusalKind, type WriteErrorReport } from './write-errors.ts';
 
 /** What the queue needs of a backend client (BackendClient; a fake in tests). */
 export interface BackendWriter {
@@ -92,32 +98,55 @@ interface Segment {
   n: number;
 }
 
-interface Batch {
-  namespace: string;
-  lines: string[];
-  segs: Segment[];
-  timer: TimerHandle | undefined;
-}
-
-/** Lines with the part each belongs to, for settling line by line. */
+/** Lines with the parts they belong to, run-length: consecutive lines of one write share a segment. */
 interface Slice {
   lines: string[];
-  owners: WritePart[];
+  segs: Segment[];
+}
+
+/** One namespace (database) on this backend: its own batches and its own turn at the slots. */
+interface Lane {
+  namespace: string;
+  filling: { slice: Slice; timer: TimerHandle | undefined } | undefined;
+  /** Batches ready to send, in order. */
+  ready: Slice[];
+  /** Follow-up requests that narrow down which lines a backend refused. */
+  narrowing: Slice[];
+  inFlight: number;
+  queued: number;
+  /** In `turns` (it has work ready). */
+  listed: boolean;
+}
+
+interface Work {
+  lane: Lane;
+  slice: Slice;
+  narrowing: boolean;
 }
 
 export type BackendState = 'up' | 'down';
 
 const MAX_WARNED_NAMESPACES = 1000;
 const MISSING_DB_WARN_EVERY_MS = 60_000;
+const REFUSAL_WARN_EVERY_MS = 60_000;
+/** Dead-lettered lines remembered (by hash) so a redelivered write does not count them again. */
+const RECENTLY_DROPPED_MAX = 100_000;
 
 export class BackendQueue {
   readonly name: string;
   private readonly opts: BackendQueueOptions;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly filling = new Map<string, Batch>();
-  private readonly ready: Batch[] = [];
+  private readonly lanes = new Map<string, Lane>();
+  /** Lanes with work ready, served round-robin: one namespace's backlog never queues another's. */
+  private readonly turns: Lane[] = [];
+  /** Lanes with a partial batch, oldest first (an idle backend sends the oldest at once). */
+  private readonly fillingLanes = new Set<Lane>();
+  private readonly refusals: RefusalLog;
+  private readonly recentlyDropped = new Set<string>();
   private inFlight = 0;
+  private narrowingInFlight = 0;
+  private readonly narrowingSlots: number;
   private queued = 0;
   private stateValue: BackendState = 'up';
   private failures = 0;
@@ -147,6 +176,10 @@ export class BackendQueue {
     this.name = opts.client.name;
     this.clock = opts.clock;
     this.log = opts.logger;
+    // Narrowing down refused lines never takes more than half the slots: the other namespaces'
+    // batches always find one.
+    this.narrowingSlots = Math.max(1, Math.floor(opts.maxConcurrentWrites / 2));
+    this.refusals = new RefusalLog({ backend: this.name, intervalMs: REFUSAL_WARN_EVERY_MS, clock: this.clock, logger: this.log });
     opts.counters.setUp(true);
   }
 
@@ -179,25 +212,23 @@ export class BackendQueue {
     this.opts.counters.received(n);
     this.opts.counters.queued(n);
     this.queued += n;
+    const lane = this.laneFor(namespace);
+    lane.queued += n;
     const { batchSize } = this.opts;
     let i = 0;
     while (i < n) {
-      let batch = this.filling.get(namespace);
-      if (!batch) {
-        batch = { namespace, lines: [], segs: [], timer: undefined };
-        const created = batch;
-        batch.timer = this.clock.setTimeout(() => this.batchDue(created), this.opts.flushIntervalMs);
-        this.filling.set(namespace, batch);
+      if (!lane.filling) {
+        const filling: NonNullable<Lane['filling']> = { slice: { lines: [], segs: [] }, timer: undefined };
+        filling.timer = this.clock.setTimeout(() => this.batchDue(lane, filling), this.opts.flushIntervalMs);
+        lane.filling = filling;
+        this.fillingLanes.add(lane);
       }
+      const batch = lane.filling.slice;
       const take = Math.min(batchSize - batch.lines.length, n - i);
       for (let k = 0; k < take; k++) batch.lines.push(lines[i + k] as string);
       batch.segs.push({ part, n: take });
       i += take;
-      if (batch.lines.length >= batchSize) {
-        this.filling.delete(namespace);
-        this.clearTimer(batch);
-        this.ready.push(batch);
-      }
+      if (batch.lines.length >= batchSize) this.sealFilling(lane);
     }
     this.schedulePump();
   }
@@ -228,10 +259,13 @@ export class BackendQueue {
     // Aborts the requests in flight; their deliveries then fail their batches as "stopped".
     this.opts.client.close();
     await Promise.allSettled([...this.deliveries]);
+    this.refusals.flush();
   }
 
   status(): Record<string, unknown> {
     const now = this.clock.now();
+    let queuedBatches = 0;
+    for (const lane of this.lanes.values()) queuedBatches += lane.ready.length + lane.narrowing.length + (lane.filling ? 1 : 0);
     return {
       state: this.stateValue,
       consecutiveFailures: this.failures,
@@ -240,8 +274,10 @@ export class BackendQueue {
       lastSuccessAt: this.lastSuccessAt === undefined ? null : new Date(this.lastSuccessAt).toISOString(),
       retryAfterMs: Math.max(0, this.holdUntil - now),
       queuedPoints: this.queued,
-      queuedBatches: this.ready.length + this.filling.size,
+      queuedBatches,
+      queuedNamespaces: this.lanes.size,
       inFlightRequests: this.inFlight,
+      narrowingRequestsInFlight: this.narrowingInFlight,
       ...this.stats,
       counters: this.opts.counters.snapshot(),
     };
@@ -249,11 +285,42 @@ export class BackendQueue {
 
   // --- dispatch -------------------------------------------------------------------------------
 
-  private batchDue(batch: Batch): void {
-    batch.timer = undefined;
-    if (this.filling.get(batch.namespace) !== batch) return;
-    this.filling.delete(batch.namespace);
-    this.ready.push(batch);
+  private laneFor(namespace: string): Lane {
+    let lane = this.lanes.get(namespace);
+    if (!lane) {
+      lane = { namespace, filling: undefined, ready: [], narrowing: [], inFlight: 0, queued: 0, listed: false };
+      this.lanes.set(namespace, lane);
+    }
+    return lane;
+  }
+
+  /** Forgets a lane with nothing queued, so lanes stay as many as namespaces with data in flight. */
+  private dropIfIdle(lane: Lane): void {
+    if (lane.queued === 0 && lane.inFlight === 0 && !lane.filling && lane.ready.length === 0 && lane.narrowing.length === 0) {
+      if (this.lanes.get(lane.namespace) === lane) this.lanes.delete(lane.namespace);
+    }
+  }
+
+  private list(lane: Lane): void {
+    if (lane.listed) return;
+    lane.listed = true;
+    this.turns.push(lane);
+  }
+
+  private sealFilling(lane: Lane): void {
+    const filling = lane.filling;
+    if (!filling) return;
+    if (filling.timer) this.clock.clearTimeout(filling.timer);
+    lane.filling = undefined;
+    this.fillingLanes.delete(lane);
+    lane.ready.push(filling.slice);
+    this.list(lane);
+  }
+
+  private batchDue(lane: Lane, filling: NonNullable<Lane['filling']>): void {
+    filling.timer = undefined;
+    if (lane.filling !== filling) return;
+    this.sealFilling(lane);
     this.pump();
   }
 
@@ -282,59 +349,86 @@ export class BackendQueue {
     }
     const idle = this.inFlight === 0 || this.draining;
     while (this.inFlight < this.opts.maxConcurrentWrites) {
-      const batch = this.ready.shift() ?? (idle ? this.takeOldestFilling() : undefined);
-      if (!batch) break;
-      this.inFlight++;
-      this.stats.batches++;
-      const delivery = this.deliver(batch)
-        .catch((err: unknown) => {
-          // deliver() settles its batch on every path; this is a bug guard, not a code path.
-          this.log.error({ err, backend: this.name }, 'batch delivery failed unexpectedly');
-          this.failSegs(batch, new RetryableWriteError(`backend "${this.name}": internal error`, 'failed'));
-        })
-        .finally(() => {
-          this.inFlight--;
-          this.deliveries.delete(delivery);
-          this.pump();
-        });
-      this.deliveries.add(delivery);
+      let work = this.nextWork();
+      if (!work && idle) {
+        const oldest = this.fillingLanes.values().next();
+        if (!oldest.done) {
+          this.sealFilling(oldest.value);
+          work = this.nextWork();
+        }
+      }
+      if (!work) break;
+      this.dispatch(work);
     }
   }
 
-  private takeOldestFilling(): Batch | undefined {
-    const first = this.filling.values().next();
-    if (first.done) return undefined;
-    const batch = first.value;
-    this.filling.delete(batch.namespace);
-    this.clearTimer(batch);
-    return batch;
+  /** The next lane's next request, round-robin; a narrowing request only while a slot is free for it. */
+  private nextWork(): Work | undefined {
+    for (let tries = this.turns.length; tries > 0; tries--) {
+      const lane = this.turns.shift() as Lane;
+      lane.listed = false;
+      let work: Work | undefined;
+      if (lane.narrowing.length > 0 && this.narrowingInFlight < this.narrowingSlots) {
+        work = { lane, slice: lane.narrowing.shift() as Slice, narrowing: true };
+      } else if (lane.ready.length > 0) {
+        work = { lane, slice: lane.ready.shift() as Slice, narrowing: false };
+      }
+      if (lane.ready.length > 0 || lane.narrowing.length > 0) this.list(lane);
+      if (work) return work;
+    }
+    return undefined;
   }
 
-  // --- one batch --------------------------------------------------------------------------------
+  private dispatch(work: Work): void {
+    const { lane } = work;
+    this.inFlight++;
+    lane.inFlight++;
+    if (work.narrowing) {
+      this.narrowingInFlight++;
+      this.stats.bisectRequests++;
+    } else {
+      this.stats.batches++;
+    }
+    const delivery = this.deliver(work)
+      .catch((err: unknown) => {
+        // deliver() settles its lines on every path; this is a bug guard, not a code path.
+        this.log.error({ err, backend: this.name }, 'batch delivery failed unexpectedly');
+        this.failSlice(lane, work.slice, new RetryableWriteError(`backend "${this.name}": internal error`, 'failed'));
+      })
+      .finally(() => {
+        this.inFlight--;
+        lane.inFlight--;
+        if (work.narrowing) this.narrowingInFlight--;
+        this.deliveries.delete(delivery);
+        this.dropIfIdle(lane);
+        this.pump();
+      });
+    this.deliveries.add(delivery);
+  }
 
-  private async deliver(batch: Batch): Promise<void> {
-    const { namespace } = batch;
-    const n = batch.lines.length;
-    const body = batch.lines.join('\n');
-    const bytes = Buffer.byteLength(body);
+  // --- one request ------------------------------------------------------------------------------
+
+  private async deliver(work: Work): Promise<void> {
+    const { lane, slice } = work;
+    const { namespace } = lane;
+    const n = slice.lines.length;
+    const body = slice.lines.join('\n');
     let triedCreate = false;
     for (let attempt = 1; ; attempt++) {
-      if (this.closed) return this.failSegs(batch, this.stoppedError());
-      if (this.stateValue === 'down') return this.failSegs(batch, this.downError());
+      if (this.closed) return this.failSlice(lane, slice, this.stoppedError());
+      if (this.stateValue === 'down') return this.failSlice(lane, slice, this.downError());
       this.stats.requests++;
       const answer = await this.opts.client.write(namespace, body);
       switch (answer.kind) {
         case 'ok':
           this.opts.counters.request('ok');
           this.succeeded();
-          this.opts.counters.sent(n, bytes);
-          for (const seg of batch.segs) seg.part.accept(seg.n);
-          this.release(n);
+          this.acceptSlice(lane, slice, Buffer.byteLength(body));
           return;
         case 'invalid':
           this.opts.counters.request('invalid');
           this.succeeded();
-          return this.resolveInvalid(namespace, expand(batch), answer);
+          return this.narrow(lane, slice, answer);
         case 'no-database':
           this.opts.counters.request('no_database');
           if (answer.missing === 'database' && this.opts.createDatabase && !triedCreate) {
@@ -343,24 +437,24 @@ export class BackendQueue {
           }
           this.warnMissingDatabase(namespace, answer.message);
           this.opts.counters.failed(n);
-          return this.failSegs(batch, new RetryableWriteError(`backend "${this.name}": ${answer.message}`, 'no-database'));
+          return this.failSlice(lane, slice, new RetryableWriteError(`backend "${this.name}": ${answer.message}`, 'no-database'));
         case 'aborted':
-          return this.failSegs(batch, this.stoppedError());
+          return this.failSlice(lane, slice, this.stoppedError());
         case 'retryable': {
           this.opts.counters.request('retryable');
           this.opts.counters.failed(n);
           this.failure(answer.message);
-          if (this.isDown()) return this.failSegs(batch, this.downError());
+          if (this.isDown()) return this.failSlice(lane, slice, this.downError());
           const after = answer.retryAfterMs;
           if (after !== undefined) this.holdUntil = Math.max(this.holdUntil, this.clock.now() + after);
           if (after !== undefined && after > this.opts.retryMaxMs) {
             // Longer than we hold writes: hand it back so NSQ keeps the data meanwhile.
-            return this.failSegs(batch, new RetryableWriteError(`backend "${this.name}": ${answer.message}`, 'retry-after', after));
+            return this.failSlice(lane, slice, new RetryableWriteError(`backend "${this.name}": ${answer.message}`, 'retry-after', after));
           }
           const wait = Math.max(after ?? 0, this.backoffMs(attempt));
           this.log.debug({ backend: this.name, namespace, attempt, waitMs: wait, error: answer.message }, 'write failed; retrying');
           if (!(await this.sleep(wait))) {
-            return this.failSegs(batch, this.closed ? this.stoppedError() : this.downError());
+            return this.failSlice(lane, slice, this.closed ? this.stoppedError() : this.downError());
           }
         }
       }
@@ -368,74 +462,57 @@ export class BackendQueue {
   }
 
   /**
-   * A 400-class answer: dead-letter the lines it names, accept the rest when the answer says
-   * they were written, and otherwise find the refused lines by resending halves (a rewrite of
-   * an accepted point is harmless: same series and timestamp).
+   * A 400-class answer. Lines named as unparsable are dead-lettered at once. Of the rest: when
+   * the answer says they were all written (parse errors only) they are accepted; when it counts
+   * them all as dropped they are dead-lettered. Otherwise the suspects the answer names (lines
+   * carrying the conflicting measurement+field type, or the full tag) and the others are each
+   * written again as follow-up requests in the namespace's lane, halves when the answer names
+   * nothing: each refused line is dead-lettered only once a request holding nothing but refused
+   * lines says so (exact counts), and a rewrite of a stored point is harmless (InfluxDB keeps one
+   * point per series and timestamp). An all-refused batch costs one request, a batch with one
+   * kind of refusal about three, and k scattered refused lines O(k log n).
    */
-  private async resolveInvalid(namespace: string, slice: Slice, first: { status: number; message: string }): Promise<void> {
-    const work: Array<{ slice: Slice; answer?: WriteAnswer }> = [{ slice, answer: { kind: 'invalid', ...first } }];
-    while (work.length > 0) {
-      const item = work.pop() as { slice: Slice; answer?: WriteAnswer };
-      const { lines, owners } = item.slice;
-      let answer = item.answer;
-      if (!answer) {
-        this.stats.requests++;
-        this.stats.bisectRequests++;
-        answer = await this.opts.client.write(namespace, lines.join('\n'));
-      }
-      if (answer.kind === 'ok') {
-        this.succeeded();
-        this.acceptLines(item.slice);
-        continue;
-      }
-      if (answer.kind !== 'invalid') {
-        // The backend stopped answering usefully mid-way: what is left is not known to be written.
-        const err =
-          answer.kind === 'aborted'
-            ? this.stoppedError()
-            : new RetryableWriteError(`backend "${this.name}": ${answer.message}`, answer.kind === 'no-database' ? 'no-database' : 'failed');
-        if (answer.kind === 'retryable') this.failure(answer.message);
-        const rest = [item.slice, ...work.map((w) => w.slice)];
-        for (const s of rest) {
-          this.opts.counters.failed(s.lines.length);
-          this.failLines(s, err);
-        }
-        return;
-      }
-      const report = readWriteError(answer.message);
-      const named = matchRejectedLines(lines, report);
-      if (named.size === 0 && lines.length === 1) {
-        await this.deadLetterLines(namespace, item.slice, [`HTTP ${answer.status}: ${answer.message}`]);
-        continue;
-      }
-      const bad: Slice = { lines: [], owners: [] };
+  private async narrow(lane: Lane, slice: Slice, answer: { status: number; message: string }): Promise<void> {
+    const { lines } = slice;
+    const report = readWriteError(answer.message);
+    const kind = refusalKind(report);
+    const why = `HTTP ${answer.status}: ${answer.message}`;
+    const named = matchRejectedLines(lines, report);
+    if (named.size === 0 && lines.length === 1) return this.deadLetterSlice(lane, slice, [why], kind);
+    const [bad, rest] = partition(slice, (_, i) => named.has(i));
+    if (bad.lines.length > 0) {
       const reasons: string[] = [];
-      const rest: Slice = { lines: [], owners: [] };
-      lines.forEach((line, i) => {
-        const why = named.get(i);
-        const target = why === undefined ? rest : bad;
-        target.lines.push(line);
-        target.owners.push(owners[i] as WritePart);
-        if (why !== undefined) reasons.push(`HTTP ${answer.status}: unable to parse: ${why}`);
+      lines.forEach((_, i) => {
+        const r = named.get(i);
+        if (r !== undefined) reasons.push(`HTTP ${answer.status}: unable to parse: ${r}`);
       });
-      if (bad.lines.length > 0) await this.deadLetterLines(namespace, bad, reasons);
-      if (rest.lines.length === 0) continue;
-      if (report.partial && report.onlyParseErrors && named.size === report.unparsable.length) {
-        this.acceptLines(rest);
-      } else if (named.size > 0) {
-        work.push({ slice: rest });
+      await this.deadLetterSlice(lane, bad, reasons, 'unparsable');
+    }
+    if (rest.lines.length === 0) return;
+    const allNamed = named.size === report.unparsable.length;
+    if (report.partial && report.onlyParseErrors && allNamed) return this.acceptSlice(lane, rest);
+    if (report.partial && allNamed && report.dropped === rest.lines.length) return this.deadLetterSlice(lane, rest, [why], kind);
+    let follow: Slice[];
+    if (named.size > 0) {
+      follow = [rest];
+    } else {
+      const suspect = suspectTest(report);
+      const [suspects, others] = suspect ? partition(rest, suspect) : [rest, emptySlice()];
+      if (suspects.lines.length > 0 && others.lines.length > 0) {
+        follow = [suspects, others];
       } else {
-        const mid = Math.ceil(rest.lines.length / 2);
-        work.push({ slice: { lines: rest.lines.slice(mid), owners: rest.owners.slice(mid) } });
-        work.push({ slice: { lines: rest.lines.slice(0, mid), owners: rest.owners.slice(0, mid) } });
+        follow = halves(rest, report);
       }
     }
+    lane.narrowing.unshift(...follow);
+    this.list(lane);
   }
 
   // --- settling ---------------------------------------------------------------------------------
 
-  private release(n: number): void {
+  private release(lane: Lane, n: number): void {
     this.queued -= n;
+    lane.queued -= n;
     this.opts.counters.queued(-n);
     if (this.queued === 0 && this.idleWaiters.size > 0) {
       for (const wake of [...this.idleWaiters]) wake();
@@ -444,55 +521,64 @@ export class BackendQueue {
     this.opts.onReleased?.();
   }
 
-  private failSegs(batch: Batch, err: Error): void {
-    this.clearTimer(batch);
-    let n = 0;
-    for (const seg of batch.segs) {
-      seg.part.fail(err);
-      n += seg.n;
-    }
-    this.release(n);
-  }
-
-  private acceptLines(slice: Slice): void {
+  private acceptSlice(lane: Lane, slice: Slice, bytes?: number): void {
     const n = slice.lines.length;
-    this.opts.counters.sent(n, Buffer.byteLength(slice.lines.join('\n')));
-    for (const [part, count] of countByOwner(slice.owners)) part.accept(count);
-    this.release(n);
+    this.opts.counters.sent(n, bytes ?? Buffer.byteLength(slice.lines.join('\n')));
+    for (const seg of slice.segs) seg.part.accept(seg.n);
+    this.release(lane, n);
   }
 
-  private failLines(slice: Slice, err: Error): void {
-    for (const part of new Set(slice.owners)) part.fail(err);
-    this.release(slice.lines.length);
+  private failSlice(lane: Lane, slice: Slice, err: Error): void {
+    for (const seg of slice.segs) seg.part.fail(err);
+    this.release(lane, slice.lines.length);
   }
 
-  private async deadLetterLines(namespace: string, slice: Slice, reasons: readonly string[]): Promise<void> {
-    const records = slice.lines.map((line, i) => ({
-      namespace,
-      backend: this.name,
-      reason: reasons[i] ?? reasons[0] ?? 'refused',
-      line,
-    }));
+  /**
+   * Writes refused lines to the dead-letter file and counts them, except lines dead-lettered a
+   * short while ago: a write whose other lines failed comes back whole (NSQ redelivers the
+   * message), and its refused lines must not be kept and counted twice — as InfluxDB stores a
+   * point sent twice once.
+   */
+  private async deadLetterSlice(lane: Lane, slice: Slice, reasons: readonly string[], kind: RefusalKind): Promise<void> {
+    const { namespace } = lane;
+    const records: DeadLetterRecord[] = [];
+    const keys: string[] = [];
+    slice.lines.forEach((line, i) => {
+      const key = createHash('sha1').update(namespace).update('\n').update(line).digest('base64');
+      if (this.recentlyDropped.has(key)) return;
+      keys.push(key);
+      records.push({ namespace, backend: this.name, reason: reasons[i] ?? reasons[0] ?? 'refused', line });
+    });
     try {
       await this.opts.deadLetter.append(records);
     } catch {
       // Not kept anywhere: refuse to acknowledge, so the data comes back (the log says why).
-      this.failLines(slice, new RetryableWriteError(`backend "${this.name}": the dead-letter file cannot be written`, 'failed'));
+      this.failSlice(lane, slice, new RetryableWriteError(`backend "${this.name}": the dead-letter file cannot be written`, 'failed'));
       return;
     }
-    this.opts.counters.dropped(slice.lines.length);
-    for (const [part, count] of countByOwner(slice.owners)) part.deadLetter(count);
-    this.release(slice.lines.length);
-    this.log.warn(
-      { backend: this.name, namespace, lines: slice.lines.length, reason: records[0]?.reason.slice(0, 300) },
-      'backend refused invalid lines; dead-lettered',
-    );
+    for (const key of keys) {
+      if (this.recentlyDropped.size >= RECENTLY_DROPPED_MAX) this.recentlyDropped.delete(this.recentlyDropped.values().next().value as string);
+      this.recentlyDropped.add(key);
+    }
+    if (records.length > 0) this.opts.counters.dropped(records.length);
+    for (const seg of slice.segs) seg.part.deadLetter(seg.n);
+    this.release(lane, slice.lines.length);
+    if (records.length > 0) this.refusals.note(namespace, kind, records.length, records[0]?.reason ?? 'refused');
   }
 
   private failQueued(err: Error): void {
-    for (const batch of this.filling.values()) this.failSegs(batch, err);
-    this.filling.clear();
-    for (const batch of this.ready.splice(0)) this.failSegs(batch, err);
+    for (const lane of [...this.lanes.values()]) {
+      if (lane.filling) {
+        if (lane.filling.timer) this.clock.clearTimeout(lane.filling.timer);
+        const { slice } = lane.filling;
+        lane.filling = undefined;
+        this.failSlice(lane, slice, err);
+      }
+      for (const slice of lane.ready.splice(0)) this.failSlice(lane, slice, err);
+      for (const slice of lane.narrowing.splice(0)) this.failSlice(lane, slice, err);
+      this.dropIfIdle(lane);
+    }
+    this.fillingLanes.clear();
   }
 
   // --- health -----------------------------------------------------------------------------------
@@ -599,21 +685,64 @@ export class BackendQueue {
       'database (or retention policy) missing on the backend; its points wait in NSQ until it exists',
     );
   }
+}
 
-  private clearTimer(batch: Batch): void {
-    if (batch.timer) this.clock.clearTimeout(batch.timer);
-    batch.timer = undefined;
+function emptySlice(): Slice {
+  return { lines: [], segs: [] };
+}
+
+/** Splits a slice in two by a test on each line, keeping each line's part. */
+function partition(slice: Slice, test: (line: string, index: number) => boolean): [Slice, Slice] {
+  const yes = emptySlice();
+  const no = emptySlice();
+  let i = 0;
+  for (const seg of slice.segs) {
+    for (let k = 0; k < seg.n; k++, i++) {
+      const line = slice.lines[i] as string;
+      const into = test(line, i) ? yes : no;
+      into.lines.push(line);
+      const last = into.segs[into.segs.length - 1];
+      if (last && last.part === seg.part) last.n++;
+      else into.segs.push({ part: seg.part, n: 1 });
+    }
   }
+  return [yes, no];
 }
 
-function expand(batch: Batch): Slice {
-  const owners: WritePart[] = [];
-  for (const seg of batch.segs) for (let i = 0; i < seg.n; i++) owners.push(seg.part);
-  return { lines: batch.lines, owners };
+/**
+ * Two halves of a slice to write again apart. Past max-values-per-tag every line with a new
+ * value of the tag is refused and every line with a stored one is not: halves of the values,
+ * not of the lines, so each step tells whole values apart.
+ */
+function halves(slice: Slice, report: WriteErrorReport): [Slice, Slice] {
+  const { tagLimit } = report;
+  if (tagLimit) {
+    const valueOf = slice.lines.map((line) => lineShape(line)?.tags.get(tagLimit.tag));
+    const values = [...new Set(valueOf)];
+    if (values.length > 1) {
+      const first = new Set(values.slice(0, Math.ceil(values.length / 2)));
+      return partition(slice, (_, i) => first.has(valueOf[i]));
+    }
+  }
+  const mid = Math.ceil(slice.lines.length / 2);
+  return partition(slice, (_, i) => i < mid);
 }
 
-function countByOwner(owners: readonly WritePart[]): Map<WritePart, number> {
-  const counts = new Map<WritePart, number>();
-  for (const p of owners) counts.set(p, (counts.get(p) ?? 0) + 1);
-  return counts;
+/** Lines that may be what the answer refused, going by what it names. */
+function suspectTest(report: WriteErrorReport): ((line: string) => boolean) | undefined {
+  const { typeConflict, tagLimit } = report;
+  if (typeConflict) {
+    return (line) => {
+      const shape = lineShape(line);
+      return shape?.measurement === typeConflict.measurement && shape.fields.get(typeConflict.field) === typeConflict.type;
+    };
+  }
+  if (tagLimit) {
+    // Any line adding a value to that tag may be refused, not only the one value named.
+    return (line) => {
+      const shape = lineShape(line);
+      return shape?.measurement === tagLimit.measurement && shape.tags.has(tagLimit.tag);
+    };
+  }
+  return undefined;
 }

@@ -4,7 +4,8 @@
 // dead-lettered as invalid. Bounded by maxQueuedPoints: a write that does not fit waits for
 // room (backpressure: the relay's messages stay in flight, so nsqd sends no more), up to
 // maxQueueWaitMs and as many points again; beyond that it is refused, counted, and handed
-// back as retryable — as is anything a down backend cannot take now.
+// back as retryable — as is anything a down backend cannot take now. Room goes to the oldest
+// waiting write, but a namespace holding half the queue waits while another namespace does.
 import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.ts';
@@ -20,6 +21,7 @@ import { RetryableWriteError, type GatewaySender, type WriteOutcome } from './ty
 export const REJECTED_POINTS_FILE = 'rejected-points.jsonl';
 
 interface Waiter {
+  namespace: string;
   points: number;
   admit(): void;
   cancel(err: Error): void;
@@ -52,6 +54,8 @@ export class InfluxGatewaySender implements GatewaySender {
   private readonly writes = { total: 0, failed: 0, waited: 0 };
   /** Writes waiting for room in the queue, in arrival order. */
   private readonly waiting: Waiter[] = [];
+  /** Points each namespace has queued or in flight (admitted, not yet settled). */
+  private readonly held = new Map<string, number>();
   private waitingPoints = 0;
   /** Let in from the line, not yet enqueued (they enqueue a microtask later). */
   private admittedPoints = 0;
@@ -151,12 +155,16 @@ export class InfluxGatewaySender implements GatewaySender {
       }
       total += share.length;
     }
-    if (!this.fits(total)) {
-      await this.waitForRoom(total);
+    if (this.fits(total)) {
+      this.hold(namespace, total);
+    } else {
+      // Counted as held on admission, so the next waiter is chosen knowing it.
+      await this.waitForRoom(namespace, total);
       this.admittedPoints -= total;
       // Time passed: a backend may have gone down, or the sender stopped, meanwhile.
       const refusal = shares.map((share, i) => (share.length > 0 ? (this.queues[i] as BackendQueue).refusal() : undefined)).find(Boolean);
       if (refusal) {
+        this.hold(namespace, -total);
         this.writes.failed++;
         this.admitWaiting();
         throw refusal;
@@ -171,6 +179,7 @@ export class InfluxGatewaySender implements GatewaySender {
       (this.queues[i] as BackendQueue).enqueue(namespace, share, part);
     });
     const settled = await Promise.allSettled(parts.map((p) => p.done));
+    this.hold(namespace, -total);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
       this.writes.failed++;
@@ -195,6 +204,7 @@ export class InfluxGatewaySender implements GatewaySender {
       refusedPoints: this.refusedPoints,
       waitingWrites: this.waiting.length,
       waitingPoints: this.waitingPoints,
+      namespacesHoldingPoints: this.held.size,
       writes: { ...this.writes },
       backends: Object.fromEntries(this.queues.map((q) => [q.name, q.status()])),
       deadLetter: this.deadLetter.status(),
@@ -224,7 +234,7 @@ export class InfluxGatewaySender implements GatewaySender {
   }
 
   /** Waits in line for room; refuses (retryable, counted) when the line or the wait is too long. */
-  private waitForRoom(points: number): Promise<void> {
+  private waitForRoom(namespace: string, points: number): Promise<void> {
     const { maxQueuedPoints, maxQueueWaitMs } = this.config;
     const refuse = (why: string): RetryableWriteError => {
       this.refusedPoints += points;
@@ -243,10 +253,12 @@ export class InfluxGatewaySender implements GatewaySender {
         this.waitingPoints -= points;
       };
       const entry: Waiter = {
+        namespace,
         points,
         admit: () => {
           leave();
           this.admittedPoints += points;
+          this.hold(namespace, points);
           resolve();
         },
         cancel: (err) => {
@@ -267,15 +279,34 @@ export class InfluxGatewaySender implements GatewaySender {
     });
   }
 
-  /** Lets waiting writes in, in order, while they fit. */
+  /**
+   * Lets waiting writes in while they fit: the oldest first, except that a namespace holding
+   * half the queue or more waits while another namespace does, so one namespace's backlog
+   * (refused points being narrowed down, say) never takes all the room from the others.
+   */
   private admitWaiting(): void {
     while (this.waiting.length > 0) {
-      const next = this.waiting[0] as Waiter;
+      const at = this.nextWaiter();
+      const next = this.waiting[at] as Waiter;
       const queued = this.queuedPoints();
       if (queued + next.points > this.config.maxQueuedPoints && queued !== 0) return;
-      this.waiting.shift();
+      this.waiting.splice(at, 1);
       next.admit();
     }
+  }
+
+  private nextWaiter(): number {
+    const half = this.config.maxQueuedPoints / 2;
+    const first = this.waiting[0] as Waiter;
+    if ((this.held.get(first.namespace) ?? 0) < half) return 0;
+    const other = this.waiting.findIndex((w) => w.namespace !== first.namespace && (this.held.get(w.namespace) ?? 0) < half);
+    return other === -1 ? 0 : other;
+  }
+
+  private hold(namespace: string, points: number): void {
+    const held = (this.held.get(namespace) ?? 0) + points;
+    if (held > 0) this.held.set(namespace, held);
+    else this.held.delete(namespace);
   }
 
   /** Queued and in flight, plus writes let in that have not enqueued yet. */

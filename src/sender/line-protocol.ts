@@ -1,6 +1,8 @@
 // Just enough line-protocol reading for routing: split a body into lines the way InfluxDB does
 // (a newline inside a quoted string field does not end a line) and take a line's series key
-// (measurement + sorted tags) for the shard ring. No field parsing: the backend validates.
+// (measurement + sorted tags) for the shard ring; and, for refusals the backend names by
+// measurement and field or tag (not by line), which lines carry that field type or tag. The
+// backend validates: these readers are lenient and never throw.
 
 const NL = 10; // \n
 const CR = 13; // \r
@@ -140,4 +142,72 @@ function tagKeyEnd(tag: string): number {
     else if (c === EQUALS) return i;
   }
   return tag.length;
+}
+
+export type FieldType = 'float' | 'integer' | 'unsigned' | 'string' | 'boolean';
+
+/** Measurement, tag keys and field keys with their value types, unescaped (as InfluxDB names them). */
+export interface LineShape {
+  measurement: string;
+  tags: Map<string, string>;
+  fields: Map<string, FieldType>;
+}
+
+/** Reads a line's shape; undefined when it has no fields section. */
+export function lineShape(line: string): LineShape | undefined {
+  let i = 0;
+  while (i < line.length && isBlank(line.charCodeAt(i))) i++;
+  // Key: measurement, then ,k=v pairs, up to the first unescaped space.
+  const keyParts: string[] = [];
+  let start = i;
+  for (; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c === BACKSLASH) {
+      i++;
+      continue;
+    }
+    if (c === COMMA || c === SPACE) {
+      keyParts.push(line.slice(start, i));
+      start = i + 1;
+      if (c === SPACE) break;
+    }
+  }
+  if (i >= line.length) return undefined;
+  const measurement = unescape(keyParts[0] ?? '');
+  const tags = new Map<string, string>();
+  for (const pair of keyParts.slice(1)) {
+    const eq = tagKeyEnd(pair);
+    tags.set(unescape(pair.slice(0, eq)), unescape(pair.slice(eq + 1)));
+  }
+  const fields = new Map<string, FieldType>();
+  i++;
+  while (i < line.length) {
+    const keyStart = i;
+    while (i < line.length && line.charCodeAt(i) !== EQUALS) i += line.charCodeAt(i) === BACKSLASH ? 2 : 1;
+    const key = unescape(line.slice(keyStart, i));
+    i++;
+    if (line.charCodeAt(i) === QUOTE) {
+      for (i++; i < line.length && line.charCodeAt(i) !== QUOTE; i++) if (line.charCodeAt(i) === BACKSLASH) i++;
+      i++;
+      fields.set(key, 'string');
+    } else {
+      const valueStart = i;
+      while (i < line.length && line.charCodeAt(i) !== COMMA && line.charCodeAt(i) !== SPACE) i++;
+      fields.set(key, valueType(line.slice(valueStart, i)));
+    }
+    if (line.charCodeAt(i) !== COMMA) break;
+    i++;
+  }
+  return { measurement, tags, fields };
+}
+
+function valueType(v: string): FieldType {
+  if (/^(t|T|true|True|TRUE|f|F|false|False|FALSE)$/.test(v)) return 'boolean';
+  if (v.endsWith('i')) return 'integer';
+  if (v.endsWith('u')) return 'unsigned';
+  return 'float';
+}
+
+function unescape(s: string): string {
+  return s.indexOf('\\') === -1 ? s : s.replace(/\\([ ,="\\])/g, '$1');
 }

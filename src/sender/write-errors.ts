@@ -6,7 +6,11 @@
 //   some lines bad:  400 {"error":"partial write: unable to parse '<line>': <why>\nunable to parse '<line>': <why> dropped=0"}
 //                    (the other lines were written)
 //   all lines bad:   400 {"error":"unable to parse '<line>': <why>\n…"} (nothing written)
-//   type conflict:   400 {"error":"partial write: field type conflict: … dropped=N"} (the lines are not named)
+//   type conflict:   400 {"error":"partial write: field type conflict: input field \"f\" on measurement \"m\" is type float, already exists as type integer dropped=N"}
+//                    (only the first conflict is named; N counts every refused point; the other points were written;
+//                    a parse error in the same body is not mentioned at all)
+//   tag values:      400 {"error":"partial write: max-values-per-tag limit exceeded (12/10): measurement=\"m\" tag=\"host\" value=\"x1\" dropped=N"}
+//                    (points adding a new value to a full tag are refused, the first one is named)
 //   no database:     404 {"error":"database not found: \"<db>\""}
 //   no such rp:      500 {"error":"retention policy not found: <rp>"}
 
@@ -19,7 +23,27 @@ export interface WriteErrorReport {
   unparsable: string[];
   /** Nothing but parse errors (besides `dropped=0`): the named lines are all that was refused. */
   onlyParseErrors: boolean;
+  /** The first field-type conflict, as named (InfluxDB names no more than one per answer). */
+  typeConflict: { measurement: string; field: string; type: string } | undefined;
+  /** The first max-values-per-tag refusal, as named. */
+  tagLimit: { measurement: string; tag: string; value: string } | undefined;
 }
+
+/** What an answer refused for, to group refusals in the log: one warning per kind and namespace. */
+export type RefusalKind = 'unparsable' | 'field-type-conflict' | 'max-values-per-tag' | 'other';
+
+export function refusalKind(report: WriteErrorReport): RefusalKind {
+  if (report.typeConflict) return 'field-type-conflict';
+  if (report.tagLimit) return 'max-values-per-tag';
+  if (report.unparsable.length > 0) return 'unparsable';
+  return 'other';
+}
+
+// Field and measurement names are printed unquoted (a `"` in them makes this ambiguous: a wrong
+// guess only costs a request, as every guess is confirmed by writing the lines alone).
+const TYPE_CONFLICT = /field type conflict: input field "(.*?)" on measurement "(.*)" is type (\w+), already exists as type \w+/s;
+// Printed with Go's %q.
+const TAG_LIMIT = /max-values-per-tag limit exceeded \(\d+\/\d+\): measurement=("(?:[^"\\]|\\.)*") tag=("(?:[^"\\]|\\.)*") value=("(?:[^"\\]|\\.)*")/s;
 
 const PARSE_PREFIX = "unable to parse '";
 const PARTIAL_PREFIX = 'partial write: ';
@@ -42,7 +66,23 @@ export function readWriteError(message: string): WriteErrorReport {
     unparsable.push(text.slice(pos, next === -1 ? undefined : next));
     pos = next === -1 ? -1 : next + 1;
   }
-  return { partial, dropped, unparsable, onlyParseErrors };
+  const tc = TYPE_CONFLICT.exec(text);
+  const typeConflict = tc ? { field: tc[1] as string, measurement: tc[2] as string, type: tc[3] as string } : undefined;
+  const tl = TAG_LIMIT.exec(text);
+  let tagLimit: WriteErrorReport['tagLimit'];
+  if (tl) {
+    try {
+      tagLimit = { measurement: goUnquote(tl[1] as string), tag: goUnquote(tl[2] as string), value: goUnquote(tl[3] as string) };
+    } catch {
+      tagLimit = undefined;
+    }
+  }
+  return { partial, dropped, unparsable, onlyParseErrors, typeConflict, tagLimit };
+}
+
+/** A Go %q string; JSON's escapes cover what %q prints for printable text (\xNN is rare enough to fail). */
+function goUnquote(quoted: string): string {
+  return JSON.parse(quoted) as string;
 }
 
 /**

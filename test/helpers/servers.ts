@@ -547,7 +547,11 @@ class Influxd extends Server implements InfluxdHandle {
   // Ports of the run being started; they become the server's only once it answers.
   private pendingPorts = { port: 0, rpcPort: 0 };
 
-  constructor(readonly version: InfluxVersion, readonly dir: string) {
+  constructor(
+    readonly version: InfluxVersion,
+    readonly dir: string,
+    private readonly opts: InfluxdOptions = {},
+  ) {
     super();
   }
 
@@ -572,6 +576,7 @@ bind-address = "127.0.0.1:${rpcPort}"
   dir = "${this.dir}/data"
   wal-dir = "${this.dir}/wal"
   query-log-enabled = false
+  max-values-per-tag = ${this.opts.maxValuesPerTag ?? 100_000}
 [monitor]
   store-enabled = false
 [admin]
@@ -638,8 +643,14 @@ bind-address = "127.0.0.1:${rpcPort}"
   }
 }
 
-export async function startInfluxd(opts: { version?: InfluxVersion } = {}): Promise<InfluxdHandle> {
+export interface InfluxdOptions {
+  version?: InfluxVersion;
+  /** [data] max-values-per-tag: distinct values a tag key may hold (100,000 = influxd's default). */
+  maxValuesPerTag?: number;
+}
+
+export async function startInfluxd(opts: InfluxdOptions = {}): Promise<InfluxdHandle> {
   const version = opts.version ?? '1.6';
   binaryPath(`influxd-${version}`);
-  return new Influxd(version, tempDir(`influxd-${version}-`)).start();
+  return new Influxd(version, tempDir(`influxd-${version}-`), opts).start();
 }

@@ -341,3 +341,93 @@ void test('prom metrics: nsagent_sender_* per backend', async () => {
   assert.match(text, /nsagent_sender_backend_up\{backend="b0"\} 1/);
   assert.match(text, /nsagent_sender_requests_total\{backend="b0",result="ok"\} 1/);
 });
+
+void test('a namespace whose lines are being narrowed down never holds another namespace back', async () => {
+  const f = await fake();
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
+  let mostHeld = 0;
+  f.handler = async (r) => {
+    if (r.path !== '/write' || r.query.get('db') !== 'refusing') return undefined;
+    const n = linesIn(r.body);
+    // A whole batch: refused without naming a line, so it is narrowed down by halves.
+    if (n === 10) return { status: 400, body: { error: 'partial write: points beyond retention policy dropped=1' } };
+    held++;
+    mostHeld = Math.max(mostHeld, held);
+    await gate;
+    held--;
+    const refused = r.body.split('\n').filter((l) => l.includes('oops')).length;
+    return refused > 0 ? { status: 400, body: { error: `partial write: points beyond retention policy dropped=${refused}` } } : undefined;
+  };
+  const s = sender([f], { batchSize: 10, maxConcurrentWrites: 4 });
+  await s.start();
+  const refusing = Array.from({ length: 40 }, (_, i) => (i % 10 === 3 ? `m oops=${i} ${1_700_000_000 + i}` : `m v=${i} ${1_700_000_000 + i}`));
+  const bad = s.write('refusing', refusing);
+  await f.waitFor((reqs) => reqs.filter((r) => r.query.get('db') === 'refusing' && linesIn(r.body) < 10).length >= 2);
+  // The follow-up requests of "refusing" hang; another namespace's write goes through meanwhile.
+  assert.deepEqual(await s.write('healthy', lines(25)), { written: 25, deadLettered: 0 });
+  assert.equal(held, 2, 'follow-up requests hold at most half of the 4 write slots');
+  release();
+  assert.deepEqual(await bad, { written: 36, deadLettered: 4 });
+  assert.equal(mostHeld, 2);
+});
+
+void test('a namespace holding half the queue or more waits while another namespace waits for room', async () => {
+  const f = await fake();
+  const gates = new Map<string, { promise: Promise<void>; open: () => void }>();
+  for (const name of ['hold1', 'hold2']) {
+    let open!: () => void;
+    const promise = new Promise<void>((resolve) => (open = resolve));
+    gates.set(name, { promise, open });
+  }
+  f.handler = async (r) => {
+    for (const [name, gate] of gates) if (r.path === '/write' && r.body.includes(name)) await gate.promise;
+    return undefined;
+  };
+  const s = sender([f], { maxQueuedPoints: 100, maxQueueWaitMs: 5000, batchSize: 1000 });
+  await s.start();
+  const tagged = (tag: string, n: number, from: number) => lines(n, from).map((l) => l.replace('m,', `m,${tag}=1,`));
+  const first = s.write('busy', tagged('hold1', 60, 0));
+  await f.waitFor((reqs) => reqs.some((r) => r.body.includes('hold1')));
+  const second = s.write('busy', tagged('hold2', 30, 100));
+  await f.waitFor((reqs) => reqs.some((r) => r.body.includes('hold2')));
+  // 90 of 100 queued, all of "busy": both writes below wait for room, "busy" first.
+  const third = s.write('busy', tagged('hold1', 40, 200));
+  const quick = s.write('other', lines(20, 300));
+  assert.equal(s.status().waitingWrites, 2);
+  (gates.get('hold2') as { open: () => void }).open();
+  await second;
+  // 30 points of room: "busy" still holds 60 of 100, so "other" goes first (its 40 would take
+  // the room and hang with hold1).
+  assert.deepEqual(await quick, { written: 20, deadLettered: 0 });
+  (gates.get('hold1') as { open: () => void }).open();
+  assert.deepEqual(await first, { written: 60, deadLettered: 0 });
+  assert.deepEqual(await third, { written: 40, deadLettered: 0 });
+});
+
+void test('a write failing after some of its lines were dead-lettered comes back whole: those lines are not kept or counted twice', async () => {
+  const f = await fake();
+  let goodFails = true;
+  f.handler = (r) => {
+    if (r.path !== '/write') return undefined;
+    const n = linesIn(r.body);
+    const refused = r.body.split('\n').filter((l) => l.includes('oops')).length;
+    if (n === 1 && refused === 0 && goodFails) return { status: 503, body: { error: 'overloaded' } };
+    return refused > 0 ? { status: 400, body: { error: `partial write: points beyond retention policy dropped=${refused}` } } : undefined;
+  };
+  const s = sender([f], { downAfterFailures: 1 });
+  await s.start();
+  const backUp = new Promise<void>((resolve) => s.onAvailabilityChange((available) => available && resolve()));
+  const batch = ['m oops=1 1700000000', 'm v=1 1700000001'];
+  // The refused line is found and dead-lettered, the good one fails: the write is handed back.
+  await assert.rejects(s.write('ns', batch), RetryableWriteError);
+  goodFails = false;
+  await backUp;
+  // As the relay does with a requeued message: the same lines again.
+  assert.deepEqual(await s.write('ns', batch), { written: 1, deadLettered: 1 });
+  const file = (s.status().deadLetter as { file: string }).file;
+  assert.equal(readFileSync(file, 'utf8').trim().split('\n').length, 1, 'one record');
+  const b0 = (s.status().backends as Record<string, { counters: { SendDrop: { count: number } } }>).b0;
+  assert.equal(b0?.counters.SendDrop.count, 1, 'counted once');
+});

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Point } from '@influxdata/influxdb-client';
-import { isDataLine, seriesKey, splitLines } from '../../src/sender/line-protocol.ts';
+import { isDataLine, seriesKey, splitLines, lineShape } from '../../src/sender/line-protocol.ts';
 
 void test('splitLines drops blank and comment lines and trims', () => {
   assert.deepEqual(splitLines('# ns=a\nm v=1 1\n\n  m v=2 2\r\n\t# c\nm v=3 3'), ['m v=1 1', 'm v=2 2', 'm v=3 3']);
@@ -46,4 +46,22 @@ void test('seriesKey honours escapes in measurement, tag keys and values', () =>
   assert.notEqual(seriesKey('m,a=1 v=1'), seriesKey('m,a=2 v=1'));
   // Same key, different values: ordered by value too, so the key is canonical.
   assert.equal(seriesKey('m,k=b,k=a v=1'), seriesKey('m,k=a,k=b v=1'));
+});
+
+void test('lineShape: measurement, tags and field types unescaped, as InfluxDB names them in its errors', () => {
+  const s = lineShape('my\\ mem,host=a\\ b,x=1 active=1.5,free=2i,s="a b\\" c",b=true,u=3u,f\\=x=1 1700000000');
+  assert.equal(s?.measurement, 'my mem');
+  assert.deepEqual([...(s?.tags ?? [])], [
+    ['host', 'a b'],
+    ['x', '1'],
+  ]);
+  assert.deepEqual([...(s?.fields ?? [])], [
+    ['active', 'float'],
+    ['free', 'integer'],
+    ['s', 'string'],
+    ['b', 'boolean'],
+    ['u', 'unsigned'],
+    ['f=x', 'float'],
+  ]);
+  assert.equal(lineShape('no_fields_here'), undefined);
 });

@@ -1,7 +1,7 @@
 // Reading InfluxDB's write errors (texts captured from 1.6.7 and 1.8.10) and Retry-After.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { matchRejectedLines, readWriteError, retryAfterMs } from '../../src/sender/write-errors.ts';
+import { matchRejectedLines, readWriteError, refusalKind, retryAfterMs } from '../../src/sender/write-errors.ts';
 
 void test('partial write with parse errors names each bad line', () => {
   const msg = "partial write: unable to parse 'm v=': missing field value\nunable to parse 'bad line here': invalid field format dropped=0";
@@ -55,4 +55,20 @@ void test('Retry-After is seconds (not the client library milliseconds) or an HT
   assert.equal(retryAfterMs(undefined, now), undefined);
   assert.equal(retryAfterMs('soon', now), undefined);
   assert.equal(retryAfterMs(['2', '3'], now), 2000);
+});
+
+void test('type conflict and max-values-per-tag answers name measurement and field or tag (texts from 1.6.7 and 1.8.10)', () => {
+  const tc = readWriteError('partial write: field type conflict: input field "f=x" on measurement "my mem" is type float, already exists as type integer dropped=3');
+  assert.deepEqual(tc.typeConflict, { measurement: 'my mem', field: 'f=x', type: 'float' });
+  assert.equal(tc.dropped, 3);
+  assert.equal(refusalKind(tc), 'field-type-conflict');
+  const tl = readWriteError('partial write: max-values-per-tag limit exceeded (12/10): measurement="flood" tag="host" value="x\\"1" dropped=2');
+  assert.deepEqual(tl.tagLimit, { measurement: 'flood', tag: 'host', value: 'x"1' });
+  assert.equal(refusalKind(tl), 'max-values-per-tag');
+  // A conflict inside one batch on a new field: the whole body is refused, nothing named.
+  const bare = readWriteError('field type conflict');
+  assert.equal(bare.partial, false);
+  assert.equal(bare.typeConflict, undefined);
+  assert.equal(refusalKind(bare), 'other');
+  assert.equal(refusalKind(readWriteError("unable to parse 'x': missing fields")), 'unparsable');
 });
