@@ -234,7 +234,7 @@ export const relaySchema = z
      * Bytes of messages received and not yet finished or requeued, across all topics: above it
      * every reader is paused (RDY 0) until they drop below again.
      */
-    maxInFlightBytes: z.number().int().min(MiB).default(64 * MiB),
+    maxInFlightBytes: z.number().int().min(MiB).default(16 * MiB),
     /**
      * Asked of nsqd in IDENTIFY: how long it may buffer messages before writing them to us. What
      * it buffers is lost if nsqd is SIGKILLed; nsqd refuses less than its

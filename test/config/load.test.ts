@@ -71,9 +71,9 @@ test('nsq.replicas needs as many distinct nsqd addresses, said in one sentence',
   assert.equal(parseConfig({ nsq: { nsqdTcpAddresses: ['127.0.0.1:4150'] } }, at, {}).nsq?.replicas, 1);
 });
 
-test('relay defaults: as many topics as the registry allows namespaces, 25 ms output buffer, 64 MiB in flight', () => {
+test('relay defaults: as many topics as the registry allows namespaces, 25 ms output buffer, 16 MiB in flight', () => {
   const cfg = parseConfig({}, at, {});
   assert.equal(cfg.relay.maxTopics, REGISTRY_LIMITS.maxNamespaces);
   assert.equal(cfg.relay.outputBufferTimeoutMs, 25);
-  assert.equal(cfg.relay.maxInFlightBytes, 64 * 1024 * 1024);
+  assert.equal(cfg.relay.maxInFlightBytes, 16 * 1024 * 1024);
 });
