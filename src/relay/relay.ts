@@ -588,7 +588,7 @@ class RelayProm {
     });
     this.inFlight = new Gauge({ name: 'nsagent_relay_in_flight_messages', help: 'Messages received and not yet finished or requeued.', registers });
     this.topics = new Gauge({ name: 'nsagent_relay_topics', help: 'Topics consumed.', registers });
-    this.paused = new Gauge({ name: 'nsagent_relay_paused', help: '1 while consumption is paused (sender unavailable or stopping).', registers });
+    this.paused = new Gauge({ name: 'nsagent_relay_paused', help: '1 while consumption is paused (sender unavailable, byte budget reached, or stopping).', registers });
     this.refusedTopics = new Counter({ name: 'nsagent_relay_refused_topics_total', help: 'Topics not consumed because relay.maxTopics was reached.', registers });
     this.refusedTopicsNow = new Gauge({
       name: 'nsagent_relay_refused_topics',
