@@ -3,8 +3,8 @@
 // for the relay but had not yet written to it (its channel shows in_flight ≥ 1 and the relay has
 // received fewer messages than nsqd handed out): those sit in nsqd's output buffer and die with
 // it. With one replica that loss is possible (the relay asks for nsqd's shortest buffer, 25 ms,
-// which narrows the window but cannot close it), so it is measured and printed; with two
-// replicas every acknowledged point arrives, stored once.
+// which shortens a message's wait there but, at this moment, did not measurably reduce the loss),
+// so it is measured and printed; with two replicas every acknowledged point arrives, stored once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nsqdStats, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdChannelStats, type NsqdHandle } from '../helpers/servers.ts';
