@@ -3,7 +3,9 @@
 // backend's own limit; measured before and after the relay phase, averaged). Each phase gets
 // a fresh influxd, so one phase's compactions do not slow the next. The topic is filled
 // before the relay starts: the relay phase measures consumption, not publishing.
-// `--quick`: 200k points per phase instead of 2M.
+// `--quick`: 200k points per phase instead of 2M. `--topics=N` spreads the points over N
+// namespaces; `--max-in-flight-bytes=N` sets relay.maxInFlightBytes; `--relay-only` skips the
+// direct phases, so the RSS peak is the relay's own (memory measurements).
 import { readFileSync, mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -84,29 +86,46 @@ async function directPhase(influx: InfluxdHandle, db: string, points: number, t0
 
 export default async function relayBench(ctx: BenchContext): Promise<string> {
   const quick = ctx.args.includes('--quick');
+  const relayOnly = ctx.args.includes('--relay-only');
+  const numArg = (name: string): number | undefined => {
+    const a = ctx.args.find((x) => x.startsWith(`--${name}=`));
+    return a === undefined ? undefined : Number(a.slice(name.length + 3));
+  };
+  const topics = numArg('topics') ?? 1;
+  const maxInFlightBytes = numArg('max-in-flight-bytes');
   const points = quick ? 200_000 : 2_000_000;
   const nsqd = await startNsqd({ memQueueSize: 100_000 });
   const freshInflux = () => startInfluxd({ version: '1.6' });
   try {
-    ctx.log(`direct #1: ${fmt(points)} points`);
     let influx = await freshInflux();
-    const direct1 = await directPhase(influx, 'direct', points, 1_600_000_000);
-    await influx.stop();
-    influx = await freshInflux();
-
-    const ns = 'bench.relay';
-    const topic = topicFor(ns, 'ns.');
-    ctx.log(`filling ${topic} with ${fmt(points / LINES_PER_MESSAGE)} messages of ${LINES_PER_MESSAGE} lines`);
-    const writer = new TestWriter(nsqd);
-    const messages: Buffer[] = [];
-    for (let i = 0; i < points; i += LINES_PER_MESSAGE) {
-      const lines: string[] = [];
-      for (let j = i; j < Math.min(points, i + LINES_PER_MESSAGE); j++) lines.push(line(j, 1_600_000_000));
-      messages.push(encodeMessage(ns, lines));
+    let direct1: Phase | undefined;
+    if (!relayOnly) {
+      ctx.log(`direct #1: ${fmt(points)} points`);
+      direct1 = await directPhase(influx, 'direct', points, 1_600_000_000);
+      await influx.stop();
+      influx = await freshInflux();
     }
-    // Create the channel first so nsqd keeps every message for it.
-    await fetch(`http://${nsqd.httpAddress}/channel/create?topic=${topic}&channel=relay`, { method: 'POST' }).then((r) => r.text());
-    for (let i = 0; i < messages.length; i += 20) await writer.publishRaw(topic, messages.slice(i, i + 20));
+
+    const namespaces = Array.from({ length: topics }, (_, k) => (topics === 1 ? 'bench.relay' : `bench.relay${k}`));
+    ctx.log(`filling ${topics} topic(s) with ${fmt(points / LINES_PER_MESSAGE)} messages of ${LINES_PER_MESSAGE} lines`);
+    const writer = new TestWriter(nsqd);
+    for (const ns of namespaces) {
+      // Create the channel first so nsqd keeps every message for it.
+      await fetch(`http://${nsqd.httpAddress}/channel/create?topic=${topicFor(ns, 'ns.')}&channel=relay`, { method: 'POST' }).then((r) => r.text());
+    }
+    // Made and sent in small groups, so this process holds no copy of the topic's contents.
+    let messageCount = 0;
+    for (let i = 0, groups = 0; i < points; groups++) {
+      const ns = namespaces[groups % topics] as string;
+      const group: Buffer[] = [];
+      for (let m = 0; m < 20 && i < points; m++, i += LINES_PER_MESSAGE) {
+        const lines: string[] = [];
+        for (let j = i; j < Math.min(points, i + LINES_PER_MESSAGE); j++) lines.push(line(j, 1_600_000_000));
+        group.push(encodeMessage(ns, lines));
+      }
+      messageCount += group.length;
+      await writer.publishRaw(topicFor(ns, 'ns.'), group);
+    }
     writer.close();
 
     ctx.log('relay: consuming');
@@ -115,42 +134,62 @@ export default async function relayBench(ctx: BenchContext): Promise<string> {
     const sender = new InfluxGatewaySender({ config: { ...senderCfg, deadLetterDir }, logger: silentLogger() });
     const relay = createRelay(
       {
-        relay: relaySchema.parse({}),
+        relay: relaySchema.parse(maxInFlightBytes === undefined ? {} : { maxInFlightBytes }),
         nsq: { nsqdTcpAddresses: [nsqd.tcpAddress], topicPrefix: 'ns.' },
         sender: { deadLetterDir, deadLetterMaxFileBytes: 64 * 1024 * 1024 },
       },
-      { sender, namespaces: { current: () => [ns], onChange: () => undefined }, logger: silentLogger() },
+      { sender, namespaces: { current: () => namespaces, onChange: () => undefined }, logger: silentLogger() },
     );
     const cpu = cpuMeter();
+    const rssAtStart = process.memoryUsage.rss();
     const rss = rssPeak();
     const influxCpu0 = procCpuMs(influx.pid);
     const start = performance.now();
     await sender.start();
     await relay.start();
     const deadline = Date.now() + 600_000;
-    while (relay.status().finished !== messages.length) {
-      if (Date.now() > deadline) throw new Error(`relay finished only ${String(relay.status().finished)} of ${messages.length} messages`);
+    let heldPeak = 0;
+    while (relay.status().finished !== messageCount) {
+      if (Date.now() > deadline) throw new Error(`relay finished only ${String(relay.status().finished)} of ${messageCount} messages`);
+      heldPeak = Math.max(heldPeak, Number(relay.status().inFlightBytes));
       await delay(10);
     }
     const seconds = (performance.now() - start) / 1000;
     const relayPhase: Phase = { name: 'relay', points, seconds, cpuMs: cpu(), influxCpuMs: procCpuMs(influx.pid) - influxCpu0, rssPeak: rss() };
     const requeued = relay.status().requeued as number;
+    const byteBudgetPauses = relay.status().byteBudgetPauses as number;
     await relay.stop();
     await sender.stop();
-    const stored = await influx.count(ns, 'bench_relay');
+    let stored = 0;
+    for (const ns of namespaces) stored += await influx.count(ns, 'bench_relay');
     if (stored !== points) throw new Error(`influxd holds ${stored} of ${points} points sent through the relay`);
 
+    const rate = (p: Phase) => p.points / p.seconds;
+    const row = (p: Phase) =>
+      `| ${p.name} | ${fmt(p.points)} | ${fmt(p.seconds, 2)} | ${fmt(rate(p))} | ${fmt(p.cpuMs / p.seconds / 10, 0)} % | ${fmt(p.influxCpuMs / p.seconds / 10, 0)} % | ${fmt(p.rssPeak / 2 ** 20)} MiB |`;
+    if (relayOnly || !direct1) {
+      const budget = maxInFlightBytes ?? relaySchema.parse({}).maxInFlightBytes;
+      return [
+        '## relay',
+        '',
+        `nsqd → relay → gateway sender → influxd 1.6.7, relay only (\`--relay-only\`): ${topics} topic(s), messages of ${LINES_PER_MESSAGE} lines,`,
+        `relay.maxInFlightBytes ${fmt(budget / 2 ** 20)} MiB, otherwise default relay and sender settings. ${machineLine()}.`,
+        '',
+        '| phase | points | seconds | points/s | this process CPU | influxd CPU | RSS peak |',
+        '|---|---:|---:|---:|---:|---:|---:|',
+        row(relayPhase),
+        '',
+        `Every point stored (InfluxQL count ${fmt(stored)}); ${requeued} messages requeued; ${String(byteBudgetPauses)} byte-budget pauses; messages held peaked at ${fmt(heldPeak / 2 ** 20, 1)} MiB (sampled every 10 ms); RSS ${fmt(rssAtStart / 2 ** 20)} MiB when the relay started.`,
+      ].join('\n');
+    }
     await influx.stop();
 
     ctx.log(`direct #2: ${fmt(points)} points`);
     influx = await freshInflux();
     const direct2 = await directPhase(influx, 'direct', points, 1_600_000_000);
 
-    const rate = (p: Phase) => p.points / p.seconds;
     const baseline = (rate(direct1) + rate(direct2)) / 2;
     const ratio = rate(relayPhase) / baseline;
-    const row = (p: Phase) =>
-      `| ${p.name} | ${fmt(p.points)} | ${fmt(p.seconds, 2)} | ${fmt(rate(p))} | ${fmt(p.cpuMs / p.seconds / 10, 0)} % | ${fmt(p.influxCpuMs / p.seconds / 10, 0)} % | ${fmt(p.rssPeak / 2 ** 20)} MiB |`;
     return [
       '## relay',
       '',

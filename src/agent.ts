@@ -16,8 +16,8 @@ import { PluginManager } from './plugins/plugin-manager.ts';
 import { Normaliser } from './points/normalise.ts';
 import { Pipeline } from './points/pipeline.ts';
 import { InProcessPublisher } from './publish/inprocess.ts';
-import { NsqPublisher } from './publish/nsq-publisher.ts';
 import type { Publisher } from './publish/publisher.ts';
+import { createNsqPublisher } from './publish/replicated-publisher.ts';
 import { RegistryClient } from './registry/registry-client.ts';
 import { createRelay } from './relay/relay.ts';
 import { namespacesFromRegistry } from './relay/topic-source.ts';
@@ -91,7 +91,7 @@ export class Agent {
     let pipeline: Pipeline | undefined;
     if (!relayRole) {
       const publisher: Publisher = cfg.nsq
-        ? new NsqPublisher({ ...cfg.nsq, metrics, logger: child('publish'), clock })
+        ? createNsqPublisher({ ...cfg.nsq, metrics, logger: child('publish'), clock })
         : new InProcessPublisher({
             sender: sender as GatewaySender,
             metrics,

@@ -3,6 +3,7 @@
 // not a silently ignored setting. Units are in the field names (…Ms, …Sec, …Bytes).
 import { z } from 'zod';
 import { globProblem } from '../collectors/filter.ts';
+import { REGISTRY_LIMITS } from '../registry/validate.ts';
 
 const hostPort = z
   .string()
@@ -179,8 +180,13 @@ export const spoolSchema = z
 
 export const nsqSchema = z
   .object({
-    /** nsqd TCP addresses; the publisher fails over between them. */
+    /** nsqd TCP addresses; the publisher fails over between them (within a replica's share). */
     nsqdTcpAddresses: z.array(hostPort).min(1),
+    /**
+     * Each batch goes to this many distinct nsqd (address i serves replica i mod replicas), and
+     * is acknowledged once every replica holds it (in its nsqd or its own spool).
+     */
+    replicas: z.number().int().min(1).default(1),
     /** Topic = prefix + mapped namespace (see the README for the mapping). */
     topicPrefix: z
       .string()
@@ -196,7 +202,23 @@ export const nsqSchema = z
     reconnectMaxMs: z.number().int().min(10).default(10_000),
     spool: spoolSchema.default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((n, ctx) => {
+    if (n.replicas > n.nsqdTcpAddresses.length) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['replicas'],
+        message: `${n.replicas} replicas need at least ${n.replicas} nsqd, but nsqdTcpAddresses names ${n.nsqdTcpAddresses.length}: add nsqd addresses or lower replicas`,
+      });
+    }
+    const seen = new Set<string>();
+    n.nsqdTcpAddresses.forEach((a, i) => {
+      if (seen.has(a)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['nsqdTcpAddresses', i], message: `"${a}" is listed twice: name each nsqd once` });
+      }
+      seen.add(a);
+    });
+  });
 
 export const fileSinkSchema = z
   .object({
@@ -275,8 +297,19 @@ export const relaySchema = z
     lookupdHttpAddresses: z.array(hostPort).default([]),
     /** How often the topic list is refreshed (registry changes are also picked up at once). */
     topicRefreshMs: z.number().int().min(100).default(30_000),
-    /** Messages in flight per topic (nsqd RDY); memory up to maxInFlight × message size per topic. */
+    /** Messages in flight per topic (nsqd RDY); relay.maxInFlightBytes bounds them all together. */
     maxInFlight: z.number().int().min(1).max(2500).default(200),
+    /**
+     * Bytes of messages received and not yet finished or requeued, across all topics: above it
+     * every reader is paused (RDY 0) until they drop below again.
+     */
+    maxInFlightBytes: z.number().int().min(MiB).default(16 * MiB),
+    /**
+     * Asked of nsqd in IDENTIFY: how long it may buffer messages before writing them to us. What
+     * it buffers is lost if nsqd is SIGKILLed; nsqd refuses less than its
+     * --min-output-buffer-timeout (25 ms by default).
+     */
+    outputBufferTimeoutMs: z.number().int().min(1).default(25),
     /** 0 = never give up; else after this many deliveries a message is dead-lettered, not retried. */
     maxAttempts: z.number().int().min(0).default(0),
     requeueMinMs: z.number().int().min(0).default(1000),
@@ -285,8 +318,11 @@ export const relaySchema = z
     lookupdPollIntervalSec: z.number().int().min(1).default(5),
     /** nsqd's message timeout for this consumer; messages waiting on a write are touched before it. */
     messageTimeoutMs: z.number().int().min(1000).default(60_000),
-    /** At most this many topics are consumed; more are refused (counted and logged). */
-    maxTopics: z.number().int().min(1).default(1000),
+    /**
+     * At most this many topics are consumed; more are refused (an error in /me/status, /metrics
+     * and the log). The default is as many namespaces as a registry answer may hold.
+     */
+    maxTopics: z.number().int().min(1).default(REGISTRY_LIMITS.maxNamespaces),
     /** stop(): how long in-flight messages may take to be written before they are requeued. */
     drainTimeoutMs: z.number().int().min(0).default(10_000),
   })

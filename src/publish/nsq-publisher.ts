@@ -30,6 +30,11 @@ export interface NsqPublisherOptions {
   spool: { dir: string; maxBytes: number; maxAgeSec: number; commitIntervalMs: number; segmentBytes: number };
   /** prom-client registry for the nsagent_publish_* metrics. */
   metrics: Registry;
+  /**
+   * Counters shared with other publishers (the replicas of a ReplicatedPublisher); when given,
+   * nothing is registered on `metrics`.
+   */
+  sharedMetrics?: PublishMetrics;
   logger: Logger;
   clock?: Clock;
   /** An MPUB unanswered this long kills its connection; its batch is resent or spooled. */
@@ -140,7 +145,7 @@ export class NsqPublisher implements Publisher {
         }),
     );
     this.spool = new Spool({ ...opts.spool, logger: this.log.child({ part: 'spool' }), clock: this.clock });
-    this.metrics = new PublishMetrics({
+    this.metrics = opts.sharedMetrics ?? new PublishMetrics({
       registry: opts.metrics,
       logger: this.log,
       clock: this.clock,

@@ -4,7 +4,8 @@
 // while the sender says it cannot deliver, consumption pauses. A message it cannot read, or
 // one past relay.maxAttempts, goes to the dead-letter file and is finished, never retried
 // forever. Topics come and go without a restart (TopicSource, refreshed on a timer and on
-// registry changes).
+// registry changes). Memory is bounded by relay.maxInFlightBytes across all topics: above it
+// every reader is paused until enough messages were answered.
 import { once } from 'node:events';
 import { Reader, type Message } from 'nsqjs';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -42,6 +43,7 @@ export interface RelayOptions {
 interface InFlight {
   msg: Message;
   lastTouchAt: number;
+  bytes: number;
 }
 
 interface TopicReader {
@@ -61,7 +63,7 @@ type MessageResult = 'finished' | 'requeued' | 'invalid' | 'gave_up';
 type HandleResult = MessageResult | 'answered-before';
 
 /** Pause reasons: any one of them keeps every reader at RDY 0. */
-type PauseReason = 'sender-unavailable' | 'stopping';
+type PauseReason = 'sender-unavailable' | 'byte-budget' | 'stopping';
 
 export class Relay {
   private readonly cfg: RelayConfig;
@@ -83,6 +85,8 @@ export class Relay {
   private refreshing: Promise<void> | undefined;
   private refreshAgain = false;
   private readonly refusedTopics = new Set<string>();
+  /** Bytes of messages received and not yet answered, all topics (relay.maxInFlightBytes). */
+  private heldBytes = 0;
   private readonly counts = {
     received: 0,
     finished: 0,
@@ -94,6 +98,7 @@ export class Relay {
     refreshes: 0,
     refreshSkipped: 0,
     touched: 0,
+    byteBudgetPauses: 0,
   };
   private lastRequeueError: string | undefined;
 
@@ -182,8 +187,11 @@ export class Relay {
       topicsFrom: this.cfg.topicsFrom,
       paused: [...this.pauseReasons],
       inFlight: this.inFlightCount(),
+      inFlightBytes: this.heldBytes,
+      maxInFlightBytes: this.cfg.maxInFlightBytes,
       ...this.counts,
       refusedTopics: [...this.refusedTopics],
+      error: this.refusedTopics.size > 0 ? this.topicCapError() : null,
       lastRequeueError: this.lastRequeueError ?? null,
       lookupd: this.topicSource.stats,
       topics,
@@ -233,13 +241,13 @@ export class Relay {
     if (this.state !== 'running') return;
     const want = new Set(wanted);
     const removed = [...this.readers.values()].filter((tr) => !want.has(tr.topic));
+    const newlyRefused: string[] = [];
     for (const topic of wanted) {
       if (this.readers.has(topic)) continue;
       if (this.readers.size >= this.cfg.maxTopics) {
         if (!this.refusedTopics.has(topic)) {
           this.refusedTopics.add(topic);
-          this.prom?.refusedTopics.inc();
-          this.log.error({ topic, maxTopics: this.cfg.maxTopics }, 'topic not consumed: relay.maxTopics reached');
+          newlyRefused.push(topic);
         }
         continue;
       }
@@ -252,8 +260,21 @@ export class Relay {
       this.log.info({ topic: tr.topic }, 'topic no longer listed; closing its reader (unread messages stay in nsqd)');
     }
     for (const topic of this.refusedTopics) if (!want.has(topic)) this.refusedTopics.delete(topic);
+    if (newlyRefused.length > 0) {
+      this.prom?.refusedTopics.inc(newlyRefused.length);
+      // One line per refresh that refuses more, not one per topic nor one per poll.
+      this.log.error(
+        { newlyRefused: newlyRefused.length, refusedTopics: this.refusedTopics.size, maxTopics: this.cfg.maxTopics, examples: newlyRefused.slice(0, 10) },
+        this.topicCapError(),
+      );
+    }
+    this.prom?.refusedTopicsNow.set(this.refusedTopics.size);
     this.prom?.topics.set(this.readers.size);
     await Promise.allSettled(removed.map((tr) => this.closeReader(tr, this.cfg.drainTimeoutMs)));
+  }
+
+  private topicCapError(): string {
+    return `${this.refusedTopics.size} topics not consumed (their messages stay in nsqd): relay.maxTopics (${this.cfg.maxTopics}) reached; raise relay.maxTopics`;
   }
 
   private openReader(topic: string): TopicReader {
@@ -266,6 +287,8 @@ export class Relay {
       lookupdPollInterval: this.cfg.lookupdPollIntervalSec,
       messageTimeout: this.cfg.messageTimeoutMs,
       requeueDelay: this.cfg.requeueMinMs,
+      // What nsqd buffers for us is lost if it is SIGKILLed: ask for the shortest buffer.
+      outputBufferTimeout: this.cfg.outputBufferTimeoutMs,
     });
     const tr: TopicReader = {
       topic,
@@ -379,11 +402,12 @@ export class Relay {
       }
       return;
     }
-    const entry: InFlight = { msg, lastTouchAt: this.clock.now() };
+    const entry: InFlight = { msg, lastTouchAt: this.clock.now(), bytes: msg.body.length };
     tr.inFlight.add(entry);
     tr.counts.received++;
     this.counts.received++;
     this.prom?.inFlight.inc();
+    this.holdBytes(entry.bytes);
     void this.handle(tr, msg)
       .then(
         (result) => {
@@ -402,6 +426,7 @@ export class Relay {
       .finally(() => {
         tr.inFlight.delete(entry);
         this.prom?.inFlight.dec();
+        this.holdBytes(-entry.bytes);
         if (tr.inFlight.size === 0) tr.onDrained?.();
       });
   }
@@ -481,6 +506,19 @@ export class Relay {
 
   // --- pause and touch --------------------------------------------------------------------------
 
+  /**
+   * Past the byte budget every reader goes to RDY 0; nsqd may still deliver what it had sent
+   * before it saw that, so the overshoot is at most what was already on its way.
+   */
+  private holdBytes(delta: number): void {
+    this.heldBytes += delta;
+    this.prom?.inFlightBytes.set(this.heldBytes);
+    const over = this.heldBytes > this.cfg.maxInFlightBytes;
+    if (over === this.pauseReasons.has('byte-budget')) return;
+    if (over) this.counts.byteBudgetPauses++;
+    this.setPaused('byte-budget', over);
+  }
+
   private setPaused(reason: PauseReason, on: boolean): void {
     const before = this.pauseReasons.size > 0;
     if (on) this.pauseReasons.add(reason);
@@ -492,7 +530,8 @@ export class Relay {
       if (after) tr.reader.pause();
       else tr.reader.unpause();
     }
-    if (reason !== 'stopping') this.log.warn({ reason }, after ? 'relay paused: the sender cannot deliver now' : 'relay resumed');
+    // Byte-budget pauses come and go many times a second at full speed: counted, not logged.
+    if (reason === 'sender-unavailable') this.log.warn({ reason }, after ? 'relay paused: the sender cannot deliver now' : 'relay resumed');
   }
 
   /** Touches messages waiting on a write before nsqd's message timeout would redeliver them. */
@@ -536,6 +575,8 @@ class RelayProm {
   readonly topics: Gauge;
   readonly paused: Gauge;
   readonly refusedTopics: Counter;
+  readonly refusedTopicsNow: Gauge;
+  readonly inFlightBytes: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -547,8 +588,18 @@ class RelayProm {
     });
     this.inFlight = new Gauge({ name: 'nsagent_relay_in_flight_messages', help: 'Messages received and not yet finished or requeued.', registers });
     this.topics = new Gauge({ name: 'nsagent_relay_topics', help: 'Topics consumed.', registers });
-    this.paused = new Gauge({ name: 'nsagent_relay_paused', help: '1 while consumption is paused (sender unavailable or stopping).', registers });
+    this.paused = new Gauge({ name: 'nsagent_relay_paused', help: '1 while consumption is paused (sender unavailable, byte budget reached, or stopping).', registers });
     this.refusedTopics = new Counter({ name: 'nsagent_relay_refused_topics_total', help: 'Topics not consumed because relay.maxTopics was reached.', registers });
+    this.refusedTopicsNow = new Gauge({
+      name: 'nsagent_relay_refused_topics',
+      help: 'Topics wanted but not consumed now because relay.maxTopics is reached (an error: their messages stay in nsqd).',
+      registers,
+    });
+    this.inFlightBytes = new Gauge({
+      name: 'nsagent_relay_in_flight_bytes',
+      help: 'Bytes of messages received and not yet finished or requeued (bounded by relay.maxInFlightBytes).',
+      registers,
+    });
   }
 }
 

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { ConfigError, maskSecrets, parseConfig } from '../../src/config/load.ts';
+import { REGISTRY_LIMITS } from '../../src/registry/validate.ts';
 
 const at = '/etc/ns-agent/agent.json';
 
@@ -57,4 +58,22 @@ test('an empty token from "${VAR:-}" means no token', () => {
 test('secrets are masked wherever they are', () => {
   const masked = maskSecrets({ http: { token: 'x' }, sender: { backends: [{ token: 'y', name: 'b' }] } });
   assert.deepEqual(masked, { http: { token: '***' }, sender: { backends: [{ token: '***', name: 'b' }] } });
+});
+
+test('nsq.replicas needs as many distinct nsqd addresses, said in one sentence', () => {
+  const found = problems({ nsq: { nsqdTcpAddresses: ['127.0.0.1:4150'], replicas: 2 } });
+  assert.equal(found.length, 1, found.join('\n'));
+  assert.match(found[0] as string, /^\$\.nsq\.replicas: 2 replicas need at least 2 nsqd, but nsqdTcpAddresses names 1: add nsqd addresses or lower replicas/);
+  const twice = problems({ nsq: { nsqdTcpAddresses: ['127.0.0.1:4150', '127.0.0.1:4150'], replicas: 2 } });
+  assert.match(twice.join('\n'), /\$\.nsq\.nsqdTcpAddresses\[1\]: "127\.0\.0\.1:4150" is listed twice/);
+  const ok = parseConfig({ nsq: { nsqdTcpAddresses: ['127.0.0.1:4150', '127.0.0.1:4250'], replicas: 2 } }, at, {});
+  assert.equal(ok.nsq?.replicas, 2);
+  assert.equal(parseConfig({ nsq: { nsqdTcpAddresses: ['127.0.0.1:4150'] } }, at, {}).nsq?.replicas, 1);
+});
+
+test('relay defaults: as many topics as the registry allows namespaces, 25 ms output buffer, 16 MiB in flight', () => {
+  const cfg = parseConfig({}, at, {});
+  assert.equal(cfg.relay.maxTopics, REGISTRY_LIMITS.maxNamespaces);
+  assert.equal(cfg.relay.outputBufferTimeoutMs, 25);
+  assert.equal(cfg.relay.maxInFlightBytes, 16 * 1024 * 1024);
 });
