@@ -135,13 +135,13 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay'): P
   if (pid.state === 'running' && pid.pid !== process.pid) {
     throw new ExitError(`already running as pid ${pid.pid} (pid file ${config.pidFile}); run "agent stop" first`, EXIT_FAILURE);
   }
-  const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
+  const { logger, close, status: logStatus } = await createLogger(config.log, { foreground: !process.send, name: role });
   if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');
   // The pid file is claimed before the parts start, so "agent started" means it is there.
   writePidFile(config.pidFile, process.pid);
   let agent: Agent;
   try {
-    agent = new Agent({ config, logger, role });
+    agent = new Agent({ config, logger, role, logStatus });
   } catch (err) {
     logger.fatal({ err }, 'agent failed to start');
     removePidFile(config.pidFile, process.pid);
