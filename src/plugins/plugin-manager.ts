@@ -100,7 +100,10 @@ export class PluginManager implements PluginControl, PluginReconciler {
   private readonly cloneWaiters: Array<() => void> = [];
   private autoEnableTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** Aborted when stop() begins: slot waits and git operations give up. */
   private readonly stopController = new AbortController();
+  /** Aborted plugins.stopGraceMs later: runs still going are killed then. */
+  private readonly killController = new AbortController();
   private startPromise: Promise<void> | undefined;
   private readonly started: Promise<void>;
   private markStarted!: () => void;
@@ -143,6 +146,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
     // Every run in progress or waiting for a slot listens for the stop, one listener each, and
     // removes it when done: their number is bounded by the plugins, not by a fixed 10.
     setMaxListeners(0, this.stopController.signal);
+    setMaxListeners(0, this.killController.signal);
     this.started = new Promise((resolve) => {
       this.markStarted = resolve;
     });
@@ -186,7 +190,11 @@ export class PluginManager implements PluginControl, PluginReconciler {
     this.log.info({ cacheDir: this.cfg.cacheDir, runAs: runAs ? runAs.user : 'agent user', maxConcurrentRuns: this.slots.capacity }, 'plugins ready');
   }
 
-  /** Removes the jobs, ends the runs in progress (as at a timeout) and waits for them; idempotent. */
+  /**
+   * Removes the jobs, gives up runs still waiting for a slot, lets runs in progress finish for
+   * up to plugins.stopGraceMs (the publisher stops after this part, so what they produce is
+   * published), then ends the rest as at a timeout and waits for them; idempotent.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.autoEnableTimer) this.clock.clearTimeout(this.autoEnableTimer);
@@ -196,7 +204,14 @@ export class PluginManager implements PluginControl, PluginReconciler {
       this.cloneQueue.length = 0;
       this.markStarted(); // a reconcile waiting for start returns now
       const running = [...this.plugins.values()].map((p) => p.running).filter((r): r is Promise<PluginRunResult> => r !== null);
+      if (running.length > 0) {
+        this.log.info({ running: running.length, stopGraceMs: this.cfg.stopGraceMs }, 'waiting for plugin runs in progress before stopping them');
+      }
+      const kill = this.cfg.stopGraceMs > 0 ? this.clock.setTimeout(() => this.killController.abort(), this.cfg.stopGraceMs) : undefined;
+      if (!kill) this.killController.abort();
       await Promise.allSettled(running);
+      if (kill) this.clock.clearTimeout(kill);
+      this.killController.abort();
       while (this.clonesActive > 0) await new Promise<void>((r) => this.cloneWaiters.push(r));
     })();
     return this.stopping;
@@ -456,7 +471,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
         throw err instanceof SlotUnavailableError ? err : new SlotUnavailableError((err as Error).message);
       }
       try {
-        const result = await (this.runner as PluginRunner).run(this.target(rec, override), { timeoutMs, signal: this.stopController.signal });
+        const result = await (this.runner as PluginRunner).run(this.target(rec, override), { timeoutMs, signal: this.killController.signal });
         this.recordRun(rec, result);
         return result;
       } finally {
