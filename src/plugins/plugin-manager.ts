@@ -9,7 +9,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import type { PluginsConfig } from '../config/schema.ts';
 import type { MetricSink } from '../points/metric.ts';
 import type { PluginEntry } from '../registry/types.ts';
-import type { JobScheduler, JobSpec } from '../scheduler/types.ts';
+import type { JobScheduler, JobSpec, RunDeclined } from '../scheduler/types.ts';
 import { ParamsError, paramsFromArgs } from './builtin.ts';
 import { PluginRepoCache, PluginRepoError, type GitFactory } from './git-cache.ts';
 import { createPluginRunner, type PluginRunner, type PluginTarget } from './plugin-runner.ts';
@@ -113,6 +113,8 @@ export class PluginManager implements PluginControl, PluginReconciler {
     failedRuns: 0,
     skippedTicks: 0,
     skippedWhileCloning: 0,
+    /** Scheduled runs refused because the run-slot wait queue was full. */
+    refusedNoSlot: 0,
     clones: 0,
     cloneFailures: 0,
     updates: 0,
@@ -443,22 +445,37 @@ export class PluginManager implements PluginControl, PluginReconciler {
     this.scheduler.reconcile(PLUGIN_JOB_OWNER, jobs);
   }
 
-  private async scheduledRun(key: string): Promise<void> {
+  /** A tick of a plugin's job: a run, or why not (the scheduler counts it by that reason). */
+  private async scheduledRun(key: string): Promise<void | RunDeclined> {
     const rec = this.plugins.get(key);
-    if (!rec || this.stopping || !this.state.isEnabled(rec.namespace, rec.id)) return;
+    // The job outlived its plugin for a moment (a registry change is being applied).
+    if (!rec) return { declined: 'skipped', reason: 'removed' };
+    if (this.stopping) return { declined: 'skipped', reason: 'stopping' };
+    if (!this.state.isEnabled(rec.namespace, rec.id)) return { declined: 'skipped', reason: 'disabled' };
     if (rec.running) {
+      // An on-demand run (or a run of the plugin's previous job) is still going.
       rec.skippedTicks++;
       this.counters.skippedTicks++;
       this.log.debug({ namespace: rec.namespace, plugin: rec.name }, 'tick skipped: the previous run is still going');
-      return;
+      return { declined: 'skipped', reason: 'still_running' };
     }
     if (!rec.ready && rec.gitBusy) {
       this.counters.skippedWhileCloning++;
-      return;
+      return { declined: 'skipped', reason: 'cloning' };
     }
     const timeoutSec = rec.entry.timeout ?? rec.entry.interval;
-    // Only the agent stopping makes a scheduled run give up its wait for a slot.
-    await this.execute(rec, timeoutSec * 1000, undefined).catch(() => undefined);
+    try {
+      // Only the agent stopping (or a full wait queue) makes a scheduled run give up its slot wait.
+      await this.execute(rec, timeoutSec * 1000, undefined);
+      return undefined;
+    } catch (err) {
+      if (err instanceof SlotUnavailableError) {
+        if (this.stopping) return { declined: 'skipped', reason: 'stopping' };
+        this.counters.refusedNoSlot++;
+        return { declined: 'refused', reason: 'no_run_slot' };
+      }
+      throw err;
+    }
   }
 
   /** Starts a run: marks the plugin running at once (so nothing else starts it), then waits for a slot. */
