@@ -357,7 +357,7 @@ export class Scheduler implements JobScheduler {
       owners,
       ...this.totals,
       ticks: this.tickAccount(),
-      ticksByOwner: Object.fromEntries(this.ticks),
+      ticksByOwner: Object.fromEntries([...this.ticks].map(([owner, t]) => [owner, { ...t, skipped: { ...t.skipped }, refused: { ...t.refused } }])),
       lateness: this.latenessSummary(),
       nextRunAt: top ? new Date(top.dueAt).toISOString() : null,
       namespaces,
