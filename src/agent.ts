@@ -2,12 +2,13 @@
 // wires them together. Sinks start first and sources last; stop runs in reverse, flushing on
 // the way out. SIGHUP's reload comes through reload().
 import os from 'node:os';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Logger } from 'pino';
 import type { ResolvedConfig } from './config/load.ts';
 import { maskSecrets } from './config/load.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { LifecycleGroup } from './lifecycle.ts';
+import type { LogStatus } from './log/logger.ts';
 import path from 'node:path';
 import { builtinPlugins } from '../goplugins/index.ts';
 import { createApi } from './http/api.ts';
@@ -34,6 +35,8 @@ export interface AgentOptions {
   clock?: Clock;
   /** `agent relay`: only the relay and the sender, no registry, collectors or plugins. */
   role?: 'agent' | 'relay';
+  /** The log file's health (createLogger's status), shown in /me/status and /metrics. */
+  logStatus?: () => LogStatus;
 }
 
 /** Parts that can take a new config without a restart say so by implementing this. */
@@ -60,6 +63,7 @@ export class Agent {
     this.role = opts.role ?? 'agent';
     this.parts = new LifecycleGroup(this.log.child({ component: 'lifecycle' }));
     collectDefaultMetrics({ register: this.metrics, prefix: 'nsagent_' });
+    if (opts.logStatus) this.exposeLogStatus(opts.logStatus);
     this.compose();
   }
 
@@ -192,6 +196,39 @@ export class Agent {
       });
       this.parts.add('http', this.http);
     }
+  }
+
+  /** A log folder that cannot be written is not fatal, so it must be visible. */
+  private exposeLogStatus(logStatus: () => LogStatus): void {
+    this.statusProviders.set('log', logStatus);
+    const registers = [this.metrics];
+    // Counters kept by the logger, read at scrape time.
+    new Counter({
+      name: 'nsagent_log_write_failures_total',
+      help: 'Writes to the log file that failed (disk full, I/O error); the agent keeps running.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(logStatus().writeFailures);
+      },
+    });
+    new Counter({
+      name: 'nsagent_log_dropped_lines_total',
+      help: 'Log lines dropped while the log file could not be written and its buffer was full.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(logStatus().droppedLines);
+      },
+    });
+    new Gauge({
+      name: 'nsagent_log_writable',
+      help: '1 while the log file is written, 0 from a failed write until one succeeds again.',
+      registers,
+      collect() {
+        this.set(logStatus().writable ? 1 : 0);
+      },
+    });
   }
 
   /** The HTTP API's bound address, once started. */

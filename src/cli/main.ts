@@ -144,14 +144,14 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay', wa
   }
   // Made before anything writes into it, so no part creates it open to the plugin user.
   mkdirSync(config.dataDir, { recursive: true, mode: dataDirMode(config) });
-  const { logger, close } = await createLogger(config.log, { foreground: !process.send, name: role });
+  const { logger, close, status: logStatus } = await createLogger(config.log, { foreground: !process.send, name: role });
   for (const w of warnings) logger.warn(w);
   if (pid.state === 'stale') logger.warn({ pidFile: config.pidFile, pid: pid.pid }, 'removing a stale pid file');
   // The pid file is claimed before the parts start, so "agent started" means it is there.
   writePidFile(config.pidFile, process.pid);
   let agent: Agent;
   try {
-    agent = new Agent({ config, logger, role });
+    agent = new Agent({ config, logger, role, logStatus });
   } catch (err) {
     logger.fatal({ err }, 'agent failed to start');
     removePidFile(config.pidFile, process.pid);

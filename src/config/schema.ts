@@ -157,6 +157,8 @@ export const pluginsSchema = z
     stderrRingBytes: z.number().int().min(256).default(8 * 1024),
     onDemandTimeoutSec: z.number().int().min(1).default(10),
     killGraceMs: z.number().int().min(0).default(2000),
+    /** At shutdown, runs in progress may finish (and publish) this long before they are killed. */
+    stopGraceMs: z.number().int().min(0).default(5000),
     autoEnableAfterSec: z.number().int().min(1).default(86_400),
     gitTimeoutSec: z.number().int().min(1).default(120),
     /** A failed first clone is tried again after this long (a cached clone is never updated by itself). */

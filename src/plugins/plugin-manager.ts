@@ -11,7 +11,7 @@ import type { MetricSink } from '../points/metric.ts';
 import type { PluginEntry } from '../registry/types.ts';
 import { ClockScheduler, type ClockJobSpec } from '../scheduler/clock-schedule.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
-import type { JobScheduler, JobSpec } from '../scheduler/types.ts';
+import type { JobScheduler, JobSpec, RunDeclined } from '../scheduler/types.ts';
 import { ParamsError, paramsFromArgs } from './builtin.ts';
 import { PluginRepoCache, PluginRepoError, type GitFactory } from './git-cache.ts';
 import { createPluginRunner, type PluginRunner, type PluginTarget } from './plugin-runner.ts';
@@ -106,7 +106,10 @@ export class PluginManager implements PluginControl, PluginReconciler {
   private readonly cloneWaiters: Array<() => void> = [];
   private autoEnableTimer: TimerHandle | undefined;
   private retryTimer: TimerHandle | undefined;
+  /** Aborted when stop() begins: slot waits and git operations give up. */
   private readonly stopController = new AbortController();
+  /** Aborted plugins.stopGraceMs later: runs still going are killed then. */
+  private readonly killController = new AbortController();
   private startPromise: Promise<void> | undefined;
   private readonly started: Promise<void>;
   private markStarted!: () => void;
@@ -116,6 +119,8 @@ export class PluginManager implements PluginControl, PluginReconciler {
     failedRuns: 0,
     skippedTicks: 0,
     skippedWhileCloning: 0,
+    /** Scheduled runs refused because the run-slot wait queue was full. */
+    refusedNoSlot: 0,
     clones: 0,
     cloneFailures: 0,
     updates: 0,
@@ -151,6 +156,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
     // Every run in progress or waiting for a slot listens for the stop, one listener each, and
     // removes it when done: their number is bounded by the plugins, not by a fixed 10.
     setMaxListeners(0, this.stopController.signal);
+    setMaxListeners(0, this.killController.signal);
     this.started = new Promise((resolve) => {
       this.markStarted = resolve;
     });
@@ -194,7 +200,11 @@ export class PluginManager implements PluginControl, PluginReconciler {
     this.log.info({ cacheDir: this.cfg.cacheDir, runAs: runAs ? runAs.user : 'agent user', maxConcurrentRuns: this.slots.capacity }, 'plugins ready');
   }
 
-  /** Removes the jobs, ends the runs in progress (as at a timeout) and waits for them; idempotent. */
+  /**
+   * Removes the jobs, gives up runs still waiting for a slot, lets runs in progress finish for
+   * up to plugins.stopGraceMs (the publisher stops after this part, so what they produce is
+   * published), then ends the rest as at a timeout and waits for them; idempotent.
+   */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       if (this.autoEnableTimer) this.clock.clearTimeout(this.autoEnableTimer);
@@ -206,7 +216,14 @@ export class PluginManager implements PluginControl, PluginReconciler {
       this.cloneQueue.length = 0;
       this.markStarted(); // a reconcile waiting for start returns now
       const running = [...this.plugins.values()].map((p) => p.running).filter((r): r is Promise<PluginRunResult> => r !== null);
+      if (running.length > 0) {
+        this.log.info({ running: running.length, stopGraceMs: this.cfg.stopGraceMs }, 'waiting for plugin runs in progress before stopping them');
+      }
+      const kill = this.cfg.stopGraceMs > 0 ? this.clock.setTimeout(() => this.killController.abort(), this.cfg.stopGraceMs) : undefined;
+      if (!kill) this.killController.abort();
       await Promise.allSettled(running);
+      if (kill) this.clock.clearTimeout(kill);
+      this.killController.abort();
       while (this.clonesActive > 0) await new Promise<void>((r) => this.cloneWaiters.push(r));
     })();
     return this.stopping;
@@ -454,23 +471,38 @@ export class PluginManager implements PluginControl, PluginReconciler {
     return describe ? (describe.call(this.scheduler, PLUGIN_JOB_OWNER, jobKey)?.nextRunAt ?? null) : null;
   }
 
-  private async scheduledRun(key: string): Promise<void> {
+  /** A tick of a plugin's job: a run, or why not (the scheduler counts it by that reason). */
+  private async scheduledRun(key: string): Promise<void | RunDeclined> {
     const rec = this.plugins.get(key);
-    if (!rec || this.stopping || !this.state.isEnabled(rec.namespace, rec.id)) return;
+    // The job outlived its plugin for a moment (a registry change is being applied).
+    if (!rec) return { declined: 'skipped', reason: 'removed' };
+    if (this.stopping) return { declined: 'skipped', reason: 'stopping' };
+    if (!this.state.isEnabled(rec.namespace, rec.id)) return { declined: 'skipped', reason: 'disabled' };
     if (rec.running) {
+      // An on-demand run (or a run of the plugin's previous job) is still going.
       rec.skippedTicks++;
       this.counters.skippedTicks++;
       this.log.debug({ namespace: rec.namespace, plugin: rec.name }, 'tick skipped: the previous run is still going');
-      return;
+      return { declined: 'skipped', reason: 'still_running' };
     }
     if (!rec.ready && rec.gitBusy) {
       this.counters.skippedWhileCloning++;
-      return;
+      return { declined: 'skipped', reason: 'cloning' };
     }
     // A cron entry has no interval: its runs default to the on-demand timeout.
     const timeoutSec = rec.entry.timeout ?? (rec.entry.interval > 0 ? rec.entry.interval : this.cfg.onDemandTimeoutSec);
-    // Only the agent stopping makes a scheduled run give up its wait for a slot.
-    await this.execute(rec, timeoutSec * 1000, undefined).catch(() => undefined);
+    try {
+      // Only the agent stopping (or a full wait queue) makes a scheduled run give up its slot wait.
+      await this.execute(rec, timeoutSec * 1000, undefined);
+      return undefined;
+    } catch (err) {
+      if (err instanceof SlotUnavailableError) {
+        if (this.stopping) return { declined: 'skipped', reason: 'stopping' };
+        this.counters.refusedNoSlot++;
+        return { declined: 'refused', reason: 'no_run_slot' };
+      }
+      throw err;
+    }
   }
 
   /** Starts a run: marks the plugin running at once (so nothing else starts it), then waits for a slot. */
@@ -483,7 +515,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
         throw err instanceof SlotUnavailableError ? err : new SlotUnavailableError((err as Error).message);
       }
       try {
-        const result = await (this.runner as PluginRunner).run(this.target(rec, override), { timeoutMs, signal: this.stopController.signal });
+        const result = await (this.runner as PluginRunner).run(this.target(rec, override), { timeoutMs, signal: this.killController.signal });
         this.recordRun(rec, result);
         return result;
       } finally {

@@ -87,6 +87,8 @@ export function runPluginProcess(opts: PluginProcessOptions): Promise<PluginProc
     let failure: string | null = null;
     let terminating = false;
     let done = false;
+    /** From here the run's outcome is the process's own: a late timeout or stop does not change it. */
+    let exited = false;
     const timers: NodeJS.Timeout[] = [];
     let removeAbortListener = (): void => {};
 
@@ -170,6 +172,7 @@ export function runPluginProcess(opts: PluginProcessOptions): Promise<PluginProc
     child.stderr.on('error', () => {});
 
     child.on('exit', (code, signal) => {
+      exited = true;
       exitCode = code;
       exitSignal = signal;
       // What the plugin left behind in its group dies with it; this also closes the pipes
@@ -186,12 +189,15 @@ export function runPluginProcess(opts: PluginProcessOptions): Promise<PluginProc
 
     timers.push(
       setTimeout(() => {
+        if (exited) return;
         timedOut = true;
         terminate();
       }, opts.timeoutMs),
     );
     if (opts.signal) {
       const onAbort = () => {
+        // A process that already exited (its pipes still draining) finished: it was not stopped.
+        if (exited) return;
         failure ??= 'stopped: the agent is shutting down';
         terminate();
       };

@@ -124,6 +124,7 @@ export class NsqPublisher implements Publisher {
       lingerMs: opts.lingerMs,
       clock: this.clock,
       onSealed: (batch) => {
+        this.spool.noteOffered(batch.bytes);
         this.sealed.push(batch);
         this.pump();
       },
@@ -154,6 +155,7 @@ export class NsqPublisher implements Publisher {
         queuedBatches: () => this.sealed.length + this.spooling,
         spoolBytes: () => this.spool.bytes(),
         spoolOldestAgeSec: () => this.spool.status().oldestAgeSec,
+        spoolOutageSec: () => this.spool.status().outageSec,
         nsqdReady: () => this.links.map((l) => ({ nsqd: l.address, ready: l.ready })),
       },
     });

@@ -24,6 +24,8 @@ export interface PublishGaugeSource {
   queuedBatches(): number;
   spoolBytes(): number;
   spoolOldestAgeSec(): number;
+  /** Seconds of nsqd outage the spool can hold at the current offered rate; null: no traffic. */
+  spoolOutageSec?(): number | null;
   nsqdReady(): Array<{ nsqd: string; ready: boolean }>;
 }
 
@@ -120,6 +122,17 @@ export class PublishMetrics {
         this.set(g.spoolOldestAgeSec());
       },
     });
+    if (g.spoolOutageSec) {
+      const outageSec = g.spoolOutageSec.bind(g);
+      new Gauge({
+        name: 'nsagent_publish_spool_outage_seconds',
+        help: 'Spool room (bytes free, by nsq.spool.maxBytes or the disk) divided by the bytes per second offered to the publisher (decayed average); +Inf with no traffic.',
+        registers,
+        collect() {
+          this.set(outageSec() ?? Number.POSITIVE_INFINITY);
+        },
+      });
+    }
     new Gauge({
       name: 'nsagent_publish_nsqd_ready',
       help: '1 when the connection to this nsqd is ready to publish.',

@@ -6,7 +6,7 @@
 // Layout: <dir>/<16-digit seq>.seg, and <dir>/cursor ({"segment","offset"}: everything before
 // it is acked). Record: u32 bodyLength, u32 crc32(body), body = f64 createdAtMs, u32 lines,
 // u16 namespaceBytes, namespace, u32 messageCount, then per message u32 length + bytes.
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, stat, statfs, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
@@ -22,6 +22,8 @@ export interface SpoolOptions {
   commitIntervalMs: number;
   /** A segment is closed and a new one started beyond this size. */
   segmentBytes: number;
+  /** Time constant of the offered-bytes rate behind outageSec; default 60 s. */
+  rateWindowSec?: number;
   logger: Logger;
   clock: Clock;
 }
@@ -55,6 +57,18 @@ export interface SpoolStatus {
   refusedLines: number;
   expiredLines: number;
   corruptSegments: number;
+  /** Appends that failed on a write or fdatasync error (disk full, I/O error): lines not stored. */
+  failedAppends: number;
+  failedLines: number;
+  /** Room left: maxBytes less what is held, or the file system's free space if that is less. */
+  freeBytes: number;
+  /**
+   * Bytes per second offered to the publisher (packed batches, whether nsqd or the spool took
+   * them): an exponentially decayed average over rateWindowSec.
+   */
+  offeredBytesPerSec: number;
+  /** freeBytes ÷ offeredBytesPerSec: how long an nsqd outage starting now could be spooled; null with no traffic. */
+  outageSec: number | null;
 }
 
 interface Segment {
@@ -84,6 +98,8 @@ const HEADER_BYTES = 8;
 const MIN_BODY_BYTES = 8 + 4 + 2 + 4;
 const MAX_BODY_BYTES = 64 * 1024 * 1024;
 const SEGMENT_RE = /^(\d{16})\.seg$/;
+/** The file system's free space is asked for at most this often (status is read per scrape). */
+const STATFS_INTERVAL_MS = 1000;
 
 export function encodeRecord(rec: SpoolRecord): Buffer[] {
   const ns = Buffer.from(rec.namespace, 'utf8');
@@ -168,7 +184,12 @@ export class Spool {
   private closing = false;
   private closePromise: Promise<void> | undefined;
   private closed = false;
-  private readonly counts = { appendedRecords: 0, appendedLines: 0, refusedLines: 0, expiredLines: 0, corruptSegments: 0 };
+  private readonly counts = { appendedRecords: 0, appendedLines: 0, refusedLines: 0, expiredLines: 0, corruptSegments: 0, failedAppends: 0, failedLines: 0 };
+  private readonly rateWindowMs: number;
+  /** Decayed offered-bytes rate as of rateAtMs (see noteOffered). */
+  private rate = 0;
+  private rateAtMs = 0;
+  private fsFree: { bytes: number; atMs: number; asking: boolean } = { bytes: Number.POSITIVE_INFINITY, atMs: Number.NEGATIVE_INFINITY, asking: false };
 
   constructor(opts: SpoolOptions) {
     if (!opts.dir) throw new Error('spool: dir is required (nsq.spool.dir)');
@@ -176,9 +197,47 @@ export class Spool {
     if (!(opts.maxAgeSec > 0)) throw new Error('spool: maxAgeSec must be positive (nsq.spool.maxAgeSec)');
     if (!(opts.commitIntervalMs >= 0)) throw new Error('spool: commitIntervalMs must be >= 0 (nsq.spool.commitIntervalMs)');
     if (!(opts.segmentBytes > 0)) throw new Error('spool: segmentBytes must be positive (nsq.spool.segmentBytes)');
+    if (opts.rateWindowSec !== undefined && !(opts.rateWindowSec > 0)) throw new Error('spool: rateWindowSec must be positive');
     this.opts = opts;
     this.log = opts.logger;
     this.clock = opts.clock;
+    this.rateWindowMs = (opts.rateWindowSec ?? 60) * 1000;
+  }
+
+  /**
+   * Counts bytes offered to the publisher, spooled or not, for outageSec. The rate decays
+   * exponentially with time constant rateWindowSec: r ← r·e^(−Δt/τ) + bytes/τ, so a steady
+   * flow of B bytes/s reads B, and a stopped one fades out over a few windows.
+   */
+  noteOffered(bytes: number): void {
+    this.rate = this.rateNow() + bytes / (this.rateWindowMs / 1000);
+    this.rateAtMs = this.clock.now();
+  }
+
+  private rateNow(): number {
+    const dt = Math.max(0, this.clock.now() - this.rateAtMs);
+    return this.rate * Math.exp(-dt / this.rateWindowMs);
+  }
+
+  /** The file system's free bytes, refreshed in the background (status() is synchronous). */
+  private fsFreeBytes(): number {
+    const now = this.clock.now();
+    if (this.opened && !this.fsFree.asking && now - this.fsFree.atMs >= STATFS_INTERVAL_MS) {
+      this.fsFree.asking = true;
+      statfs(this.opts.dir)
+        .then((st) => {
+          this.fsFree.bytes = Number(st.bavail) * Number(st.bsize);
+        })
+        .catch(() => {
+          // Unknown: the byte cap alone bounds the figure.
+          this.fsFree.bytes = Number.POSITIVE_INFINITY;
+        })
+        .finally(() => {
+          this.fsFree.atMs = this.clock.now();
+          this.fsFree.asking = false;
+        });
+    }
+    return this.fsFree.bytes;
   }
 
   /** Finds the segments a previous run left, and where its replay had got to. */
@@ -222,10 +281,15 @@ export class Spool {
     this.reservedBytes += size;
     return new Promise<AppendResult>((resolve, reject) => {
       this.enqueue(async () => {
+        const failed = (err: Error): void => {
+          this.counts.failedAppends++;
+          this.counts.failedLines += rec.lines;
+          reject(err);
+        };
         try {
-          await this.write(parts, size, rec, { resolve: () => resolve('committed'), reject, end: 0 });
+          await this.write(parts, size, rec, { resolve: () => resolve('committed'), reject: failed, end: 0 });
         } catch (err) {
-          reject(err as Error);
+          failed(err as Error);
         } finally {
           this.reservedBytes -= size;
         }
@@ -343,6 +407,10 @@ export class Spool {
 
   status(): SpoolStatus {
     const head = this.segments.find((s) => s.size > (s.seq === this.cursor.segment ? this.cursor.offset : 0));
+    const freeBytes = Math.max(0, Math.min(this.opts.maxBytes - this.bytes() - this.reservedBytes, this.fsFreeBytes()));
+    const rate = this.rateNow();
+    // Below a byte a minute is no traffic: the quotient would only say "forever".
+    const offeredBytesPerSec = rate < 1 / 60 ? 0 : Math.round(rate * 10) / 10;
     return {
       dir: this.opts.dir,
       bytes: this.bytes(),
@@ -350,6 +418,9 @@ export class Spool {
       segments: this.segments.length,
       oldestAgeSec: head ? Math.max(0, Math.round((this.clock.now() - head.firstAtMs) / 1000)) : 0,
       ...this.counts,
+      freeBytes,
+      offeredBytesPerSec,
+      outageSec: offeredBytesPerSec > 0 ? Math.round(freeBytes / rate) : null,
     };
   }
 
@@ -365,8 +436,12 @@ export class Spool {
     await this.commitNow();
     this.closed = true;
     if (this.commitTimer) this.clock.clearTimeout(this.commitTimer);
-    await this.active?.fh.close().catch(() => undefined);
+    const active = this.active;
     this.active = undefined;
+    if (active) {
+      await active.fh.close().catch(() => undefined);
+      if (active.seg.committed === 0) await this.discardEmpty(active.seg);
+    }
     await this.reader?.fh.close().catch(() => undefined);
     this.reader = undefined;
     await this.cursorWrite;
@@ -403,6 +478,8 @@ export class Spool {
       // A partly written record would hide every later one from readers: start a new segment.
       active.failed = true;
       this.log.error({ err, file: seg.file }, 'spool write failed');
+      // A segment holding nothing is not kept (a full disk would leave one per failed append).
+      if (seg.size === 0 && this.waiters.length === 0) await this.roll();
       throw err;
     }
     seg.size += size;
@@ -435,7 +512,22 @@ export class Spool {
     await active.fh.close().catch(() => undefined);
     // A torn tail is not readable: the segment ends where the last whole record ended.
     if (active.failed) active.seg.size = active.seg.committed;
+    if (active.seg.size === 0) await this.discardEmpty(active.seg);
     this.dropIfDelivered();
+  }
+
+  /** Removes a closed segment that holds no record: nothing to read, ack or keep. */
+  private async discardEmpty(seg: Segment): Promise<void> {
+    const i = this.segments.indexOf(seg);
+    if (i >= 0) this.segments.splice(i, 1);
+    if (this.reader?.seq === seg.seq) {
+      const fh = this.reader.fh;
+      this.reader = undefined;
+      await fh.close().catch(() => undefined);
+    }
+    await unlink(seg.file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') this.log.warn({ err, file: seg.file }, 'cannot delete an empty spool segment');
+    });
   }
 
   private scheduleCommit(): void {

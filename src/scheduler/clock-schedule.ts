@@ -5,6 +5,7 @@
 // expression and time zone are unchanged, with its next time and any run in progress.
 import type { Logger } from 'pino';
 import schedule from 'node-schedule';
+import type { RunDeclined } from './types.ts';
 
 export interface ClockJobSpec {
   /** Stable identity within the owner, e.g. "plugin:<ns>/<name>". */
@@ -14,7 +15,7 @@ export interface ClockJobSpec {
   cron: string;
   /** IANA time zone the expression is read in; default the host's. */
   timezone?: string;
-  run(ctx: { plannedAt: number }): Promise<void>;
+  run(ctx: { plannedAt: number }): Promise<void | RunDeclined>;
 }
 
 export interface ClockJobDescription {
@@ -27,6 +28,7 @@ export interface ClockJobDescription {
   running: boolean;
   runs: number;
   skipped: number;
+  refused: number;
   failed: number;
 }
 
@@ -58,6 +60,7 @@ interface ClockJob {
   running: Promise<void> | null;
   runs: number;
   skipped: number;
+  refused: number;
   failed: number;
   failing: boolean;
 }
@@ -89,7 +92,7 @@ export class ClockScheduler {
         this.log.warn({ owner, job: spec.key, problem }, 'clock-time job refused');
         continue;
       }
-      const entry = { spec, running: null, runs: 0, skipped: 0, failed: 0, failing: false } as Omit<ClockJob, 'job'> as ClockJob;
+      const entry = { spec, running: null, runs: 0, skipped: 0, refused: 0, failed: 0, failing: false } as Omit<ClockJob, 'job'> as ClockJob;
       entry.job = new schedule.Job((fireDate: Date) => this.fire(owner, entry, fireDate));
       entry.job.schedule(spec.timezone === undefined ? spec.cron : { rule: spec.cron, tz: spec.timezone });
       next.set(spec.key, entry);
@@ -112,6 +115,7 @@ export class ClockScheduler {
       running: e.running !== null,
       runs: e.runs,
       skipped: e.skipped,
+      refused: e.refused,
       failed: e.failed,
     };
   }
@@ -120,16 +124,18 @@ export class ClockScheduler {
     let jobs = 0;
     let runs = 0;
     let skipped = 0;
+    let refused = 0;
     let failed = 0;
     for (const m of this.owners.values()) {
       for (const e of m.values()) {
         jobs++;
         runs += e.runs;
         skipped += e.skipped;
+        refused += e.refused;
         failed += e.failed;
       }
     }
-    return { jobs, runs, skipped, failed };
+    return { jobs, runs, skipped, refused, failed };
   }
 
   /** Cancels every timer; waits for runs in progress. */
@@ -153,14 +159,20 @@ export class ClockScheduler {
       this.log.warn({ owner, job: e.spec.key, namespace: e.spec.namespace, cron: e.spec.cron }, 'clock-time run skipped: the previous run is still going');
       return;
     }
-    let result: Promise<void>;
+    let result: Promise<void | RunDeclined>;
     try {
       result = Promise.resolve(e.spec.run({ plannedAt: fireDate.getTime() }));
     } catch (err) {
       result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     e.running = result.then(
-      () => {
+      (declined) => {
+        // A declined time is counted as skipped (or refused), by the same rule as interval ticks.
+        if (declined) {
+          if (declined.declined === 'refused') e.refused++;
+          else e.skipped++;
+          return;
+        }
         e.runs++;
         if (e.failing) this.log.info({ owner, job: e.spec.key }, 'clock-time job runs successfully again');
         e.failing = false;

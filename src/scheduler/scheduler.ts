@@ -8,7 +8,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { DueHeap, type HeapEntry } from './due-heap.ts';
 import { LatenessWindow, type LatenessSummary } from './lateness-window.ts';
 import { jobPhaseMs, nextAlignedRun } from './phase.ts';
-import type { JobScheduler, JobSpec } from './types.ts';
+import type { JobScheduler, JobSpec, RunDeclined } from './types.ts';
 
 export interface SchedulerOptions {
   /** Seeds every job's phase, so hosts of a fleet fire at different moments. */
@@ -90,9 +90,29 @@ interface NamespaceStats {
 
 interface SchedulerMetrics {
   lateness: Histogram<'owner'>;
+  due: Counter<'owner'>;
   runs: Counter<'owner' | 'outcome'>;
   skipped: Counter<'owner' | 'reason'>;
+  refusedRuns: Counter<'owner' | 'reason'>;
   refused: Counter;
+}
+
+/**
+ * Where every tick that came due went: due = ran + Σ skipped + Σ refused + running (ran counts
+ * finished runs, failed ones included; running the ones still going).
+ */
+export interface TickAccount {
+  due: number;
+  ran: number;
+  failed: number;
+  /** By reason: overlap (the scheduler's run still going), missed (a whole period lost), and what jobs declined with. */
+  skipped: Record<string, number>;
+  refused: Record<string, number>;
+  running: number;
+}
+
+function emptyAccount(): TickAccount {
+  return { due: 0, ran: 0, failed: 0, skipped: {}, refused: {}, running: 0 };
 }
 
 export class Scheduler implements JobScheduler {
@@ -118,6 +138,8 @@ export class Scheduler implements JobScheduler {
   private lastWakeAt: number | null = null;
   private nextOrder = 0;
   private totals = { runs: 0, failed: 0, skipped: 0, missed: 0, refused: 0 };
+  /** Ticks by owner; the overall figure is their sum (owners are few: collect, checks, plugins). */
+  private readonly ticks = new Map<string, TickAccount>();
   private stopping: Promise<void> | undefined;
 
   constructor(opts: SchedulerOptions) {
@@ -144,6 +166,18 @@ export class Scheduler implements JobScheduler {
         buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
         registers,
       }),
+      due: new Counter({
+        name: 'nsagent_scheduler_due_total',
+        help: 'Ticks that came due; each is run, skipped or refused (runs_total + skipped_total + refused_runs_total + running)',
+        labelNames: ['owner'],
+        registers,
+      }),
+      refusedRuns: new Counter({
+        name: 'nsagent_scheduler_refused_runs_total',
+        help: 'Ticks a bound refused to run, by reason (no_run_slot)',
+        labelNames: ['owner', 'reason'],
+        registers,
+      }),
       runs: new Counter({
         name: 'nsagent_scheduler_runs_total',
         help: 'Scheduled runs by outcome (ok, failed)',
@@ -152,7 +186,7 @@ export class Scheduler implements JobScheduler {
       }),
       skipped: new Counter({
         name: 'nsagent_scheduler_skipped_total',
-        help: 'Ticks not run: overlap = the previous run was still going; missed = a whole period was lost',
+        help: 'Ticks not run, by reason: overlap = the previous run was still going; missed = a whole period was lost; others as the job said (still_running, cloning, disabled, stopping)',
         labelNames: ['owner', 'reason'],
         registers,
       }),
@@ -322,10 +356,40 @@ export class Scheduler implements JobScheduler {
       running: this.running.size,
       owners,
       ...this.totals,
+      ticks: this.tickAccount(),
+      ticksByOwner: Object.fromEntries([...this.ticks].map(([owner, t]) => [owner, { ...t, skipped: { ...t.skipped }, refused: { ...t.refused } }])),
       lateness: this.latenessSummary(),
       nextRunAt: top ? new Date(top.dueAt).toISOString() : null,
       namespaces,
     };
+  }
+
+  /** Every tick due so far, by what became of it; see TickAccount. */
+  tickAccount(): TickAccount {
+    const sum = emptyAccount();
+    for (const t of this.ticks.values()) {
+      sum.due += t.due;
+      sum.ran += t.ran;
+      sum.failed += t.failed;
+      sum.running += t.running;
+      for (const [r, n] of Object.entries(t.skipped)) sum.skipped[r] = (sum.skipped[r] ?? 0) + n;
+      for (const [r, n] of Object.entries(t.refused)) sum.refused[r] = (sum.refused[r] ?? 0) + n;
+    }
+    return sum;
+  }
+
+  private account(owner: string): TickAccount {
+    let t = this.ticks.get(owner);
+    if (!t) {
+      t = emptyAccount();
+      this.ticks.set(owner, t);
+    }
+    return t;
+  }
+
+  private countDue(job: ScheduledJob, n: number): void {
+    this.account(job.owner).due += n;
+    this.metrics.due.inc({ owner: job.owner }, n);
   }
 
   /** p50/p99/max of the most recent runs' lateness across every namespace. */
@@ -413,6 +477,7 @@ export class Scheduler implements JobScheduler {
         // A whole period was lost (blocked event loop, suspended host, clock jumped ahead).
         // Catching up would bunch every job together; wait for the job's next slot instead.
         const lost = Math.floor(lateMs / job.intervalMs) + 1;
+        this.countDue(job, lost);
         this.countMissed(job, lost);
         missedNow += lost;
         worstLateMs = Math.max(worstLateMs, lateMs);
@@ -420,6 +485,7 @@ export class Scheduler implements JobScheduler {
       } else {
         const plannedAt = job.dueAt;
         job.dueAt = plannedAt + job.intervalMs;
+        this.countDue(job, 1);
         this.fire(job, plannedAt, lateMs);
       }
       this.heap.push(job);
@@ -433,10 +499,7 @@ export class Scheduler implements JobScheduler {
   private fire(job: ScheduledJob, plannedAt: number, lateMs: number): void {
     const ns = this.namespaces.get(job.namespace);
     if (this.running.has(job.id)) {
-      job.skipped++;
-      this.totals.skipped++;
-      if (ns) ns.skipped++;
-      this.metrics.skipped.inc({ owner: job.owner, reason: 'overlap' });
+      this.countSkipped(job, 'overlap', 1);
       if (job.skippedInBurst++ === 0) {
         this.log.warn(
           { owner: job.owner, job: job.key, namespace: job.namespace, intervalSec: job.intervalMs / 1000 },
@@ -453,22 +516,57 @@ export class Scheduler implements JobScheduler {
     ns?.lateness.add(lateMs);
     this.metrics.lateness.observe({ owner: job.owner }, lateMs / 1000);
 
-    let result: Promise<void>;
+    let result: Promise<void | RunDeclined>;
     try {
       result = Promise.resolve(job.run({ plannedAt }));
     } catch (err) {
       result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    const account = this.account(job.owner);
+    account.running++;
     const settled = result.then(
-      () => this.settle(job, false, undefined),
-      (err: unknown) => this.settle(job, true, err),
+      (declined) => {
+        account.running--;
+        if (isDeclined(declined)) this.declined(job, declined);
+        else this.settle(job, false, undefined);
+      },
+      (err: unknown) => {
+        account.running--;
+        this.settle(job, true, err);
+      },
     );
     this.running.set(job.id, settled);
+  }
+
+  /** The job did not run this tick, and said why. */
+  private declined(job: ScheduledJob, d: RunDeclined): void {
+    this.running.delete(job.id);
+    const reason = /^[a-z][a-z0-9_]{0,39}$/.test(d.reason) ? d.reason : 'other';
+    if (d.declined === 'refused') {
+      const t = this.account(job.owner);
+      t.refused[reason] = (t.refused[reason] ?? 0) + 1;
+      this.metrics.refusedRuns.inc({ owner: job.owner, reason });
+    } else {
+      this.countSkipped(job, reason, 1);
+    }
+  }
+
+  private countSkipped(job: ScheduledJob, reason: string, n: number): void {
+    job.skipped += n;
+    this.totals.skipped += n;
+    const ns = this.namespaces.get(job.namespace);
+    if (ns) ns.skipped += n;
+    const t = this.account(job.owner);
+    t.skipped[reason] = (t.skipped[reason] ?? 0) + n;
+    this.metrics.skipped.inc({ owner: job.owner, reason }, n);
   }
 
   private settle(job: ScheduledJob, failed: boolean, err: unknown): void {
     this.running.delete(job.id);
     try {
+      const t = this.account(job.owner);
+      t.ran++;
+      if (failed) t.failed++;
       job.runs++;
       this.totals.runs++;
       const ns = this.namespaces.get(job.namespace);
@@ -496,8 +594,14 @@ export class Scheduler implements JobScheduler {
     this.totals.missed += lost;
     const ns = this.namespaces.get(job.namespace);
     if (ns) ns.missed += lost;
+    const t = this.account(job.owner);
+    t.skipped.missed = (t.skipped.missed ?? 0) + lost;
     this.metrics.skipped.inc({ owner: job.owner, reason: 'missed' }, lost);
   }
+}
+
+function isDeclined(v: unknown): v is RunDeclined {
+  return typeof v === 'object' && v !== null && ((v as RunDeclined).declined === 'skipped' || (v as RunDeclined).declined === 'refused') && typeof (v as RunDeclined).reason === 'string';
 }
 
 function specProblem(spec: JobSpec): string | null {

@@ -8,8 +8,20 @@ export interface JobSpec {
   /**
    * `plannedAt`: the grid time this run was planned for, ms since the epoch (actual start is
    * later by the lateness). Never rejects in practice; a rejection is logged and counted.
+   * A job that decides not to run this tick says so with a RunDeclined, so every tick due is
+   * counted as run, skipped or refused, by reason.
    */
-  run(ctx: { plannedAt: number }): Promise<void>;
+  run(ctx: { plannedAt: number }): Promise<void | RunDeclined>;
+}
+
+/**
+ * A tick the job did not run: `skipped` when there was a reason not to (still running, being
+ * cloned, disabled, the agent stopping), `refused` when a bound said no (no run slot).
+ * `reason` is a short snake_case label (a /metrics label value).
+ */
+export interface RunDeclined {
+  declined: 'skipped' | 'refused';
+  reason: string;
 }
 
 export interface JobScheduler {

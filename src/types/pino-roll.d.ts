@@ -9,6 +9,8 @@ declare module 'pino-roll' {
     symlink?: boolean;
     mkdir?: boolean;
     limit?: { count?: number; removeOtherLogFiles?: boolean };
+    /** Passed to SonicBoom: unwritten bytes beyond this are dropped ('drop' event). */
+    maxLength?: number;
   }
   type RollStream = Writable & { flush?(): void };
   export default function pinoRoll(opts: PinoRollOptions): Promise<RollStream>;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Clock, TimerHandle } from '../../src/clock.ts';
 import type { Metric, MetricSink, PushOptions, PushResult } from '../../src/points/metric.ts';
-import type { JobScheduler, JobSpec } from '../../src/scheduler/types.ts';
+import type { JobScheduler, JobSpec, RunDeclined } from '../../src/scheduler/types.ts';
 
 /** A temp folder with mode 0755 (mkdtemp gives 0700, which shuts the plugin user out). */
 export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
@@ -158,7 +158,7 @@ export class FakeScheduler implements JobScheduler {
     return { jobs: this.jobs.size };
   }
 
-  fire(key: string): Promise<void> {
+  fire(key: string): Promise<void | RunDeclined> {
     const job = this.jobs.get(key);
     if (!job) throw new Error(`no job ${key}; there are ${[...this.jobs.keys()].join(', ')}`);
     return job.run({ plannedAt: Date.now() });

@@ -402,7 +402,8 @@ describe('PluginManager', () => {
   });
 
   test('scheduler.maxConcurrentRuns caps runs across plugins; stop ends the runs in progress', async () => {
-    const s = await setup({}, 1);
+    // No grace: stop kills at once (the grace is the fault suite's "shutdown under plugin load").
+    const s = await setup({ stopGraceMs: 0 }, 1);
     try {
       const a = s.repo('hang', { 'plugin.sh': fixture('hang') });
       const b = s.repo('ok', { 'plugin.sh': fixture('ok') });

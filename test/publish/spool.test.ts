@@ -245,3 +245,30 @@ describe('Spool', () => {
     assert.throws(() => spoolAt(tempDir(), { segmentBytes: 0 }), /segmentBytes/);
   });
 });
+
+describe('Spool outage figure', () => {
+  test('outageSec = free room ÷ the decayed offered rate; null without traffic', async () => {
+    const clock = new ShiftedClock();
+    const spool = spoolAt(tempDir(), { maxBytes: 1_000_000, rateWindowSec: 10 }, clock);
+    await spool.open();
+    assert.equal(spool.status().outageSec, null, 'no traffic yet');
+    // A steady 10 000 bytes/s for many windows: the decayed rate converges on it.
+    for (let i = 0; i < 600; i++) {
+      clock.offsetMs += 100;
+      spool.noteOffered(1000);
+    }
+    const st = spool.status();
+    assert.ok(Math.abs(st.offeredBytesPerSec - 10_000) < 600, `rate ${st.offeredBytesPerSec}`);
+    assert.ok(st.freeBytes <= 1_000_000 && st.freeBytes > 0);
+    assert.ok(Math.abs((st.outageSec as number) - st.freeBytes / 10_000) <= 10, `outage ${st.outageSec} s`);
+    // Appends take room: the figure shrinks with what the spool holds.
+    assert.equal(await spool.append(record(1, 'shop', 200_000)), 'committed');
+    const after = spool.status();
+    assert.ok(after.freeBytes <= 1_000_000 - 200_000, `free ${after.freeBytes}`);
+    assert.ok((after.outageSec as number) < (st.outageSec as number));
+    // Traffic stops: the rate fades and the figure goes back to "no traffic".
+    clock.offsetMs += 3_600_000;
+    assert.equal(spool.status().outageSec, null);
+    await spool.close();
+  });
+});

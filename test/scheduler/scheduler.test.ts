@@ -277,6 +277,50 @@ describe('Scheduler on a fake clock', () => {
     await s.stop();
   });
 
+  test('every tick due is accounted for: ran + skipped by reason + refused + running = due', async () => {
+    const clock = new FakeClock(T0);
+    const metrics = new Registry();
+    const s = new Scheduler({ hostname: 'h', logger: silentLogger(), timerSlackMs: 0, clock, metrics });
+    const ok = recorder(clock);
+    const g = gate();
+    let n = 0;
+    // A job that runs, declines (skips), is refused a slot and fails, in turn.
+    const moody: JobSpec['run'] = async () => {
+      const k = n++ % 4;
+      if (k === 1) return { declined: 'skipped', reason: 'cloning' };
+      if (k === 2) return { declined: 'refused', reason: 'no_run_slot' };
+      if (k === 3) throw new Error('boom');
+      return undefined;
+    };
+    s.reconcile('plugins', [
+      { key: 'ok', namespace: 'n', intervalSec: 1, run: ok.run },
+      { key: 'slow', namespace: 'n', intervalSec: 1, run: g.run },
+      { key: 'moody', namespace: 'n', intervalSec: 1, run: moody },
+    ]);
+    await s.start();
+    await clock.advance(10_000);
+    const first = s.describeJob('plugins', 'ok')!.nextRunAt;
+    clock.jumpWall(3_500); // a suspended host: lost periods count as missed
+    await clock.advance(first - (clock.now() - 3_500));
+    await clock.advance(5_000);
+    await settle();
+
+    const t = (s.status() as { ticksByOwner: Record<string, { due: number; ran: number; failed: number; skipped: Record<string, number>; refused: Record<string, number>; running: number }> }).ticksByOwner.plugins!;
+    const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+    assert.equal(t.ran + sum(t.skipped) + sum(t.refused) + t.running, t.due, JSON.stringify(t));
+    assert.ok(t.due >= 3 * 15, `ticks came due: ${t.due}`);
+    assert.equal(t.running, 1, 'the gated run is still going');
+    assert.ok(t.skipped.overlap! > 0 && t.skipped.missed! > 0 && t.skipped.cloning! > 0, JSON.stringify(t.skipped));
+    assert.ok(t.refused.no_run_slot! > 0 && t.failed > 0);
+    assert.equal(ok.runs.length + n - t.skipped.cloning! - t.refused.no_run_slot! + g.started() - 1, t.ran, 'ran counts only real runs');
+    const text = await metrics.metrics();
+    assert.match(text, new RegExp(`nsagent_scheduler_due_total\\{owner="plugins"\\} ${t.due}`));
+    assert.match(text, /nsagent_scheduler_skipped_total\{owner="plugins",reason="cloning"\} \d+/);
+    assert.match(text, /nsagent_scheduler_refused_runs_total\{owner="plugins",reason="no_run_slot"\} \d+/);
+    g.releaseAll();
+    await s.stop();
+  });
+
   test('a lost period is skipped and counted as missed, not run late in a bunch', async () => {
     const clock = new FakeClock(T0);
     const s = new Scheduler({ hostname: 'h', logger: silentLogger(), timerSlackMs: 0, clock });
