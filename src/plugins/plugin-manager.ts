@@ -522,7 +522,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
         updateError: rec.updateError,
         skippedTicks: rec.skippedTicks,
         lastRun: last
-          ? { startedAt: last.startedAt, durationMs: last.durationMs, exitCode: last.exitCode, timedOut: last.timedOut, success: last.success, error: last.error }
+          ? { startedAt: last.startedAt, durationMs: last.durationMs, exitCode: last.exitCode, timedOut: last.timedOut, success: last.success, error: last.error, stderrTail: last.stderrTail }
           : null,
       });
     }
