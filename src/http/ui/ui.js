@@ -222,11 +222,20 @@ function spark(container, name, series, history, { alert = false } = {}) {
 
 function renderSparks(history) {
   const groups = { ns: [], backend: [], spool: [], drop: [] };
-  for (const name of Object.keys(history.series).sort()) {
+  const totals = [];
+  // Per namespace and backend: in, then out, then trouble; in the order of the pipeline.
+  const ORDER = ['in', 'recv', 'accepted', 'sent', 'queued', 'refused', 'failed', 'dropped'];
+  const rank = (name) => {
+    const parts = name.split(':');
+    const i = ORDER.indexOf(parts[parts.length - 1]);
+    return `${parts.slice(0, -1).join(':')}\u0000${i < 0 ? 9 : i}${parts[parts.length - 1]}`;
+  };
+  for (const name of Object.keys(history.series).sort((a, b) => (rank(a) < rank(b) ? -1 : rank(a) > rank(b) ? 1 : 0))) {
     const g = name.split(':')[0];
-    if (g === 'points') groups.ns.unshift(name);
+    if (g === 'points') totals.push(name);
     else if (groups[g]) groups[g].push(name);
   }
+  groups.ns = [...totals, ...groups.ns];
   const draw = (id, names, opts = () => ({}), empty = 'nothing here in this role') => {
     const box = $(id);
     const keep = new Set(names);
@@ -398,7 +407,10 @@ function renderLog() {
       ),
     );
   }
-  if (rows.length === 0) rows.push(el('tr', {}, el('td', { class: 'empty', text: 'no lines at this level in the part read so far; press older to read further back' })));
+  if (rows.length === 0) {
+    const text = lg.start ? 'no lines at this level in the part read so far; press older to read further back' : 'no lines at this level in the current log';
+    rows.push(el('tr', {}, el('td', { class: 'empty', text })));
+  }
   body.replaceChildren(...rows);
   $('log-older').disabled = !lg.start;
 }
