@@ -20,6 +20,7 @@ const TOKEN = 'ui-s3cret';
 
 interface TestAgent {
   run: AgentRun;
+  dir: string;
   origin: string;
   repoUrl: string;
   /** JSON `data` of a route, with the token when `auth`. */
@@ -61,6 +62,7 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
   });
   return {
     run,
+    dir,
     origin,
     repoUrl: repo.url,
     get,
@@ -254,6 +256,18 @@ describe('the /ui page, no token configured', () => {
     } finally {
       evil.close();
     }
+  });
+  test('a broken registry turns the badge to failing and says why', async () => {
+    const w = await openPage(browser, `${agent.origin}/ui`);
+    assert.equal(await w.page.textContent('#health'), 'healthy');
+    writeFileSync(path.join(agent.dir, 'registry.json'), '{"hosts": ');
+    await fetch(`${agent.origin}/update`);
+    await w.page.waitForSelector('#health.bad');
+    assert.equal(await w.page.textContent('#health'), 'failing');
+    assert.match((await w.page.textContent('#problems')) ?? '', /registry poller "namespaces" is failing: .+/);
+    assert.match((await w.page.textContent('#registry')) ?? '', /namespaces.*registry\.json/s);
+    assert.deepEqual(w.consoleErrors, []);
+    await w.page.close();
   });
 });
 

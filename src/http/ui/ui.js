@@ -114,10 +114,11 @@ function problemsOf(status, history, plugins) {
   const spool = status.publish?.spool;
   if (spool && spool.bytes > 0) warn.push(`the spool holds ${num(spool.bytes)} bytes; the oldest is ${dur(Math.round(spool.oldestAgeSec ?? 0))} old`);
   for (const link of Array.isArray(status.publish?.nsqd) ? status.publish.nsqd : []) {
-    if (link.connected === false || (link.state && link.state !== 'ready' && link.state !== 'connected')) {
-      warn.push(`nsqd ${link.address ?? ''} is ${link.state ?? 'not connected'}`);
-    }
+    if (link.state === 'down') bad.push(`nsqd ${link.address} is down${link.lastError ? `: ${link.lastError}` : ''}`);
   }
+  const relay = status.relay;
+  if (relay && Array.isArray(relay.paused) && relay.paused.length > 0) warn.push(`the relay is paused: ${relay.paused.join(', ')}`);
+  if (relay && Array.isArray(relay.refusedTopics) && relay.refusedTopics.length > 0) warn.push(`the relay refused topics: ${relay.refusedTopics.join(', ')}`);
   for (const [name, s] of Object.entries(history?.series ?? {})) {
     if (!name.startsWith('drop:') || s.kind !== 'counter') continue;
     const d = growth(s.v);
