@@ -13,7 +13,6 @@ const state = {
   token: '',
   timer: undefined,
   busy: false,
-  hasPlugins: true,
   stderrOpen: new Set(),
   log: { start: null, lines: [], components: new Set(), needsToken: false },
 };
@@ -118,6 +117,8 @@ function problemsOf(status, history, plugins) {
   }
   const relay = status.relay;
   if (relay && Array.isArray(relay.paused) && relay.paused.length > 0) warn.push(`the relay is paused: ${relay.paused.join(', ')}`);
+  const idle = Object.entries(relay?.topics ?? {}).filter(([, t]) => t && t.connections === 0).map(([name]) => name);
+  if (idle.length > 0) warn.push(`the relay has no nsqd connection for ${idle.join(', ')}`);
   if (relay && Array.isArray(relay.refusedTopics) && relay.refusedTopics.length > 0) warn.push(`the relay refused topics: ${relay.refusedTopics.join(', ')}`);
   for (const [name, s] of Object.entries(history?.series ?? {})) {
     if (!name.startsWith('drop:') || s.kind !== 'counter') continue;
@@ -221,7 +222,7 @@ function spark(container, name, series, history, { alert = false } = {}) {
   card.classList.toggle('alert', alert);
 }
 
-function renderSparks(history) {
+function renderSparks(history, status) {
   const groups = { ns: [], backend: [], spool: [], drop: [] };
   const totals = [];
   // Per namespace and backend: in, then out, then trouble; in the order of the pipeline.
@@ -247,7 +248,8 @@ function renderSparks(history) {
   const nonZero = (name) => (history.series[name].v.at(-1) ?? 0) > 0;
   draw('ns-sparks', groups.ns.filter((n) => !n.endsWith(':refused') || nonZero(n)), (n) => ({ alert: n.endsWith(':refused') }), 'no points yet');
   draw('backend-sparks', groups.backend.filter((n) => !/:(failed|dropped)$/.test(n) || nonZero(n)), (n) => ({ alert: /:(failed|dropped)$/.test(n) }));
-  draw('spool-sparks', groups.spool, () => ({}), 'no spool: points go to the sender in-process');
+  const noSpool = status.publish?.mode === 'in-process' ? 'no spool: points go to the sender in-process' : 'no spool in this role';
+  draw('spool-sparks', groups.spool, () => ({}), noSpool);
   draw('drop-sparks', groups.drop.filter(nonZero), (n) => ({ alert: growth(history.series[n].v) > 0 }), 'nothing dropped or refused since start');
 }
 
@@ -422,15 +424,13 @@ async function refresh() {
   if (state.busy) return;
   state.busy = true;
   try {
-    const [status, history, plugins] = await Promise.all([
-      api('/me/status'),
-      api('/me/history').catch(() => null),
-      state.hasPlugins !== null ? api('/plugins/list').catch((err) => (err.status === 404 ? null : Promise.reject(err))) : null,
-    ]);
-    if (plugins === null) state.hasPlugins = null;
+    const status = await api('/me/status');
+    // `agent relay` runs no plugins and serves no /plugins routes.
+    const hasPlugins = status.role !== 'relay';
+    const [history, plugins] = await Promise.all([api('/me/history').catch(() => null), hasPlugins ? api('/plugins/list') : null]);
     renderHealth(status, history, plugins);
     renderRegistry(status);
-    if (history) renderSparks(history);
+    if (history) renderSparks(history, status);
     if (plugins) renderPlugins(plugins);
     document.body.dataset.loaded = 'true';
   } catch (err) {
