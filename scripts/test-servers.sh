@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests run against into .cache/servers/ (git-ignored): nsqd tools
-# from Go modules, InfluxDB 1.6 from Debian, InfluxDB 1.8 from Go modules when it builds.
+# from Go modules, InfluxDB 1.6 from Debian, InfluxDB 1.8 from Go modules when it builds; and
+# installs Debian's Chromium, the browser the /ui page's tests drive.
 # Idempotent: anything already cached is reported and left alone.
 set -euo pipefail
 
@@ -81,6 +82,19 @@ build_influx18() {
   rm -rf "$gobin"
 }
 
+install_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then
+    echo "chromium: installed /usr/bin/chromium"
+    return
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  fi
+  echo "chromium: installed /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null))"
+}
+
 build_nsq
 install_influx16
 build_influx18
+install_chromium

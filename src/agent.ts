@@ -14,6 +14,7 @@ import { builtinPlugins } from '../goplugins/index.ts';
 import { createApi } from './http/api.ts';
 import { HttpServer } from './http/server.ts';
 import { PluginManager } from './plugins/plugin-manager.ts';
+import { NamespaceMeter } from './points/namespace-meter.ts';
 import { Normaliser } from './points/normalise.ts';
 import { Pipeline } from './points/pipeline.ts';
 import { InProcessPublisher } from './publish/inprocess.ts';
@@ -25,6 +26,7 @@ import { namespacesFromRegistry } from './relay/topic-source.ts';
 import { Reconciler } from './scheduler/reconciler.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { FileSink } from './sender/file-sink.ts';
+import { StatusHistory } from './status-history.ts';
 import { createGatewaySender } from './sender/gateway-sender.ts';
 import type { GatewaySender } from './sender/types.ts';
 import { VERSION } from './version.ts';
@@ -92,7 +94,7 @@ export class Agent {
       this.statusProviders.set('sender', () => sender?.status());
     }
 
-    let pipeline: Pipeline | undefined;
+    let pipeline: NamespaceMeter | undefined;
     if (!relayRole) {
       const publisher: Publisher = cfg.nsq
         ? createNsqPublisher({ ...cfg.nsq, metrics, logger: child('publish'), clock })
@@ -107,13 +109,16 @@ export class Agent {
           });
       this.parts.add('publisher', publisher);
       this.statusProviders.set('publish', () => publisher.status());
-      pipeline = new Pipeline({
+      const points = new Pipeline({
         normaliser: new Normaliser({ hostname: cfg.hostname, clock }),
         publisher,
         metrics,
         logger: child('points'),
       });
-      this.statusProviders.set('points', () => pipeline?.status());
+      const perNamespace = new NamespaceMeter({ inner: points, metrics });
+      pipeline = perNamespace;
+      this.statusProviders.set('points', () => points.status());
+      this.statusProviders.set('namespaces', () => perNamespace.status());
     }
 
     const needRegistry = !relayRole || (relayHere && cfg.relay.topicsFrom !== 'lookupd');
@@ -180,6 +185,12 @@ export class Agent {
     }
 
     if (cfg.http.enabled) {
+      // Sampling starts before HTTP so the page's first answer already has a point.
+      const ui = cfg.http.ui;
+      const history = ui.enabled
+        ? new StatusHistory({ status: () => this.status(), clock, intervalMs: ui.historyIntervalSec * 1000, samples: ui.historySamples })
+        : undefined;
+      if (history) this.parts.add('history', history);
       this.http = new HttpServer({
         config: cfg.http,
         logger: child('http'),
@@ -192,6 +203,7 @@ export class Agent {
           plugins,
           status: () => this.status(),
           metrics,
+          ui: ui.enabled ? { history } : undefined,
         }),
       });
       this.parts.add('http', this.http);

@@ -330,6 +330,16 @@ export const relaySchema = z
   })
   .strict();
 
+const uiSchema = z
+  .object({
+    /** Serve the operator's page at /ui and the counters ring at /me/history. */
+    enabled: z.boolean().default(true),
+    /** The ring samples /me/status this often and keeps this many samples (15 min by default). */
+    historyIntervalSec: z.number().int().min(1).max(3600).default(10),
+    historySamples: z.number().int().min(2).max(1000).default(90),
+  })
+  .strict();
+
 export const httpSchema = z
   .object({
     enabled: z.boolean().default(true),
@@ -349,6 +359,7 @@ export const httpSchema = z
     allowAnyNamespace: z.boolean().default(false),
     /** Namespace for /api/push when the request names none. */
     defaultPushNamespace: z.string().min(1).optional(),
+    ui: uiSchema.default({}),
   })
   .strict();
 

@@ -18,6 +18,7 @@ import { mountIngestRoutes } from './ingest-routes.ts';
 import { LogReader } from './log-reader.ts';
 import { mountLogRoutes } from './log-routes.ts';
 import { mountPluginRoutes } from './plugin-routes.ts';
+import { mountUiRoutes, type UiRoutesOptions } from './ui-routes.ts';
 
 export interface ApiDeps {
   /** The `http` config section (token, maxBodyBytes, logDirs (absolute), caps, namespaces). */
@@ -44,6 +45,8 @@ export interface ApiDeps {
   defaultLogLines?: number;
   /** Seconds in Retry-After when the publisher refuses (503); default 5. */
   retryAfterSec?: number;
+  /** The operator's page (/ui, /me/history); absent: not served. */
+  ui?: UiRoutesOptions;
 }
 
 /** Bodies of the plugin and /update routes are a few form or JSON fields. */
@@ -95,6 +98,8 @@ export function createApi(deps: ApiDeps): Koa {
     metrics,
     defaultLines: Math.min(deps.defaultLogLines ?? 100, cfg.maxLogReadLines),
   });
+
+  if (deps.ui) mountUiRoutes(router, deps.ui);
 
   app.use(measure(metrics));
   app.use(envelopeErrors(log));

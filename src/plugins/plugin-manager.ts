@@ -584,7 +584,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
         updateError: rec.updateError,
         skippedTicks: rec.skippedTicks + (rec.entry.cron !== undefined ? (this.clockScheduler.describeJob(PLUGIN_JOB_OWNER, `plugin:${rec.namespace}/${rec.name}`)?.skipped ?? 0) : 0),
         lastRun: last
-          ? { startedAt: last.startedAt, durationMs: last.durationMs, exitCode: last.exitCode, timedOut: last.timedOut, success: last.success, error: last.error }
+          ? { startedAt: last.startedAt, durationMs: last.durationMs, exitCode: last.exitCode, timedOut: last.timedOut, success: last.success, error: last.error, stderrTail: last.stderrTail }
           : null,
       });
     }

@@ -50,7 +50,7 @@ export interface PluginInfo {
   updateError?: string | null;
   /** Scheduled ticks skipped because the previous run was still going. */
   skippedTicks?: number;
-  lastRun: Pick<PluginRunResult, 'startedAt' | 'durationMs' | 'exitCode' | 'timedOut' | 'success' | 'error'> | null;
+  lastRun: Pick<PluginRunResult, 'startedAt' | 'durationMs' | 'exitCode' | 'timedOut' | 'success' | 'error' | 'stderrTail'> | null;
 }
 
 export type PluginOpOutcome =
