@@ -286,7 +286,7 @@ function renderPlugins(plugins) {
     const lastText = last
       ? `${ago(last.startedAt)} · ${last.success ? 'ok' : 'failed'} · exit ${last.exitCode ?? '–'}${last.timedOut ? ' (timed out)' : ''} · ${last.durationMs} ms${last.error ? ` · ${last.error}` : ''}`
       : 'never';
-    const next = p.enabled && !p.problem && p.interval > 0 && last ? `≈ ${ago(last.startedAt + p.interval * 1000)}` : p.enabled ? '–' : 'disabled';
+    const next = !p.enabled ? 'disabled' : p.nextRunAt ? ago(p.nextRunAt) : '–';
     const key = keyOf(p);
     const stderrBtn = el('button', {
       type: 'button',
@@ -306,7 +306,7 @@ function renderPlugins(plugins) {
         { 'data-ns': p.namespace, 'data-plugin': p.name, 'data-enabled': String(p.enabled) },
         el('td', { text: p.namespace }),
         el('td', { title: repoOf(p), text: p.name }, p.problem ? el('div', { class: 'err', text: p.problem }) : null),
-        el('td', { text: p.interval ? `${p.interval} s` : '–' }),
+        el('td', { text: p.cron ? `${p.cron}${p.timezone ? ` (${p.timezone})` : ''}` : p.interval ? `${p.interval} s` : 'on demand' }),
         el('td', { class: p.enabled ? 'ok enabled' : 'err enabled', text: p.enabled ? 'yes' : p.disabledUntil ? `no, until ${new Date(p.disabledUntil).toLocaleTimeString()}` : 'no' }),
         el('td', { text: p.running ? 'running now' : next }),
         el('td', { class: last && !last.success ? 'err' : '', text: lastText }),
