@@ -7,7 +7,7 @@
 import os from 'node:os';
 import type { Middleware } from 'koa';
 import { sendError } from './envelope.ts';
-import { isLoopback, splitHostPort } from './server.ts';
+import { splitHostPort } from './server.ts';
 
 export type BrowserRefusal = 'foreign_origin' | 'cross_site' | 'foreign_host';
 
@@ -94,8 +94,8 @@ export class AllowedHosts {
 
   has(host: string): boolean {
     const h = normalise(host);
-    if (h === '' ) return false;
-    if (isLoopback(h) || h.endsWith('.localhost') || h === '::ffff:127.0.0.1') return true;
+    if (h === '') return false;
+    if (isLoopbackName(h)) return true;
     if (this.fixed.has(h) || this.interfaces.has(h)) return true;
     for (const s of this.suffixes) if (h.endsWith(s)) return true;
     // An address added since (DHCP, a new interface): look again, but not on every foreign request.
@@ -110,6 +110,13 @@ export class AllowedHosts {
     this.interfacesReadAt = this.now();
     this.interfaces = new Set(this.readInterfaces().map(normalise));
   }
+}
+
+const LOOPBACK_V4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+
+/** localhost (and *.localhost, which browsers never ask DNS for), 127.0.0.0/8 and ::1. */
+function isLoopbackName(h: string): boolean {
+  return h === 'localhost' || h.endsWith('.localhost') || LOOPBACK_V4.test(h) || h === '::1' || h === '::ffff:127.0.0.1';
 }
 
 function osInterfaceAddresses(): string[] {
