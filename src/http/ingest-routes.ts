@@ -16,7 +16,7 @@ import { ApiError, sendOk } from './envelope.ts';
 import { mapFalconSlice, type MappedPush } from './falcon-push.ts';
 import type { HttpMetrics } from './http-metrics.ts';
 import { readJsonItems } from './json-items.ts';
-import { Params } from './params.ts';
+import { MAX_NAMESPACE_CHARS, Params } from './params.ts';
 import { runInSlices } from './slices.ts';
 
 export interface IngestRoutesOptions {
@@ -49,7 +49,6 @@ export interface IngestAnswer {
   rejected: Rejection[];
 }
 
-const MAX_NAMESPACE_CHARS = 256;
 const JSON_START = /^[\s]*[[{]/;
 const JSON_HINT =
   'send a JSON array of metrics ({"name","value","tags","timestamp"}), one such object, or line protocol with Content-Type: text/plain';
@@ -60,12 +59,13 @@ export function mountIngestRoutes(router: Router, opts: IngestRoutesOptions): vo
     const p = new Params(ctx);
     const ns = namespace(p.required('ns', 'the namespace to publish into, e.g. /post?ns=web.prod'), opts);
     const { text } = parsedBody(ctx);
+    // Checked even for a JSON body, which has no use for it: a bad parameter is always a 400.
+    const precisionText = p.optional('precision') ?? 'ns';
+    const precision = parsePrecision(precisionText);
+    if (!precision) throw new ApiError(400, `"precision" must be one of ns, us, ms, s, m, h (got ${JSON.stringify(precisionText.slice(0, 20))})`);
     // fetch() and many HTTP libraries label a string body text/plain: a body that opens like
     // JSON is JSON (no line-protocol measurement starts with "[" or "{" in practice).
     if (ctx.is('text/plain') && !JSON_START.test(text)) {
-      const precisionText = p.optional('precision') ?? 'ns';
-      const precision = parsePrecision(precisionText);
-      if (!precision) throw new ApiError(400, `"precision" must be one of ns, us, ms, s, m, h (got ${JSON.stringify(precisionText.slice(0, 20))})`);
       const parser = new LineProtocolParser(text, { precision, maxListedRejections: opts.maxReportedRejections });
       const lp = parser.result;
       await runInSlices((n) => {
