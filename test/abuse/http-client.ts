@@ -41,6 +41,9 @@ export function request(port: number, r: RawRequest): Promise<RawAnswer> {
     );
     req.setTimeout(r.timeoutMs ?? 15_000, () => req.destroy(new Error(`no answer to ${r.method ?? 'GET'} ${r.path.slice(0, 80)} within ${r.timeoutMs ?? 15_000} ms`)));
     req.on('error', reject);
+    // A server that refuses early (413, 503) closes while the body is still going out: the
+    // socket's EPIPE then arrives after the answer, detached from the request.
+    req.on('socket', (socket) => socket.on('error', () => {}));
     req.end(r.body);
   });
 }
