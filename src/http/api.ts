@@ -51,7 +51,10 @@ export interface ApiDeps {
   retryAfterSec?: number;
   /** Seconds in Retry-After when http.maxParsingBytes is spent (503); default 1. */
   busyRetryAfterSec?: number;
-  /** Milliseconds of parsing between two turns of the event loop; default 10. */
+  /**
+   * Milliseconds of parsing between two turns of the event loop; default 4. Concurrent requests
+   * each take a slice per turn, so a turn costs this times the bodies being parsed.
+   */
   sliceMs?: number;
 }
 
@@ -85,7 +88,7 @@ export function createApi(deps: ApiDeps): Koa {
     onBusy: () => metrics.refuse('parse_budget'),
     retryAfterSec: deps.busyRetryAfterSec ?? 1,
   });
-  const sliceMs = deps.sliceMs ?? 10;
+  const sliceMs = deps.sliceMs ?? 4;
   const status = () => ({
     ...deps.status(),
     http: { refused: metrics.refusedByReason(), parsing: budget.status() },

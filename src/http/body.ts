@@ -60,9 +60,9 @@ export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?:
     limits.onBusy?.();
     return new ApiError(
       503,
-      `the agent is parsing other large bodies (http.maxParsingBytes, ${limits.budget?.status().maxBytes} bytes at once): nothing of this request was read; retry later`,
+      `the agent is parsing other large bodies (http.maxParsingBytes, ${limits.budget?.status().maxBytes} bytes at once): nothing of this request was parsed; retry later`,
       undefined,
-      { 'Retry-After': String(limits.retryAfterSec ?? 1), Connection: 'close' },
+      { 'Retry-After': String(limits.retryAfterSec ?? 1) },
     );
   };
   const declared = Number(req.headers['content-length']);
@@ -74,8 +74,11 @@ export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?:
   // budget and then all fail; compressed and chunked bodies take it as their bytes arrive.
   const upFront = !decoder && declared > 0 ? declared : 0;
   if (reservation && upFront > 0 && !reservation.take(upFront)) {
-    req.resume();
-    throw busy();
+    // Answered once the upload is over (read and dropped, nothing kept): answering while the
+    // client still sends makes it see a broken pipe instead of the 503 and its Retry-After.
+    return drain(req, limits.maxBytes).then(() => {
+      throw busy();
+    });
   }
 
   return new Promise<Buffer>((resolve, reject) => {
@@ -83,7 +86,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?:
     let size = 0;
     let settled = false;
     const source = decoder ?? req;
-    const finish = (err: Error | undefined) => {
+    const finish = (err: Error | undefined, drainFirst = false) => {
       if (settled) return;
       settled = true;
       source.off('data', onData);
@@ -94,7 +97,9 @@ export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?:
         // Errors after this point (the stream is torn down) have a listener below and are dropped.
         if (err) decoder.destroy();
       }
-      if (err) {
+      if (err && drainFirst) {
+        void drain(req, limits.maxBytes).then(() => reject(err));
+      } else if (err) {
         req.resume();
         reject(err);
       } else {
@@ -104,7 +109,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?:
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limits.maxBytes) finish(tooLarge());
-      else if (reservation && size > upFront && !reservation.take(size - Math.max(upFront, size - chunk.length))) finish(busy());
+      else if (reservation && size > upFront && !reservation.take(size - Math.max(upFront, size - chunk.length))) finish(busy(), true);
       else chunks.push(chunk);
     };
     const onEnd = () => finish(undefined);
@@ -122,6 +127,31 @@ export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?:
       );
       req.pipe(decoder);
     }
+  });
+}
+
+/**
+ * Reads the rest of a request and drops it; resolves when it ended, broke or was aborted, or
+ * once `maxBytes` more were dropped (an endless chunked upload is not waited for).
+ */
+function drain(req: IncomingMessage, maxBytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.complete) return resolve();
+    let dropped = 0;
+    const onData = (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > maxBytes) done();
+    };
+    const done = () => {
+      req.off('data', onData);
+      req.resume();
+      resolve();
+    };
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
   });
 }
 

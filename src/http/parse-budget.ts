@@ -1,7 +1,7 @@
 // One budget, shared by every ingest request, on the body bytes being read and parsed at once.
 // Parsing costs memory several times the body (strings, objects, lines): without a global bound,
 // eight concurrent 16 MiB bodies took the agent to 3 GB. A request that does not fit is answered
-// 503 with Retry-After before its body is read.
+// 503 with Retry-After, its body dropped unparsed.
 
 export interface ParseBudgetOptions {
   /** Body bytes (after decompression) all requests together may hold while being parsed. */

@@ -34,7 +34,7 @@ function peakRssMb(pid: number): number {
 test('4 MiB and 16 MiB bodies of bad line-protocol lines: 400 with a bounded report; /health answers within 1 s throughout', { timeout: 300_000 }, async () => {
   const { port } = await agent();
   for (const mib of [4, 16]) {
-    const body = 'x\n'.repeat((mib * 1024 * 1024) / 2);
+    const body = Buffer.from('x\n'.repeat((mib * 1024 * 1024) / 2));
     const health = healthWatch(port);
     const r = await request(port, { method: 'POST', path: `/post?ns=${NS}`, headers: { 'content-type': 'text/plain' }, body, timeoutMs: 120_000 });
     const h = await health.stop();
@@ -50,7 +50,8 @@ test('4 MiB and 16 MiB bodies of bad line-protocol lines: 400 with a bounded rep
 
 test('8 concurrent 16 MiB JSON arrays of numbers: all refused (413, or 503 with Retry-After); peak RSS under 600 MB; /health within 1 s', { timeout: 300_000 }, async () => {
   const { a, port } = await agent();
-  const body = `[${'0,'.repeat(8 * 1024 * 1024 - 2)}0]`;
+  // One Buffer for all eight: encoding a 16 MiB string per request would stall this process's own /health polling.
+  const body = Buffer.from(`[${'0,'.repeat(8 * 1024 * 1024 - 2)}0]`);
   assert.ok(body.length <= 16 * 1024 * 1024);
   const health = healthWatch(port);
   const answers = await Promise.all(
