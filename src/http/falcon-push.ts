@@ -18,12 +18,6 @@ export interface MappedPush {
 
 const COUNTER_TYPES = new Set(['GAUGE', 'COUNTER', 'DERIVE']);
 
-export function mapFalconItems(items: readonly unknown[], maxListed = Number.POSITIVE_INFINITY): MappedPush {
-  const out: MappedPush = { metrics: [], itemIndexes: [], rejected: [], rejectedCount: 0 };
-  mapFalconSlice(items, 0, items.length, out, maxListed);
-  return out;
-}
-
 /** Maps `items[from, to)` into `out`, so a large push can be mapped a slice at a time. */
 export function mapFalconSlice(items: readonly unknown[], from: number, to: number, out: MappedPush, maxListed: number): void {
   for (let i = from; i < to; i++) {
