@@ -196,6 +196,7 @@ export class Agent {
         logger: child('http'),
         app: createApi({
           config: cfg.http,
+          hostname: cfg.hostname,
           logDir: cfg.log.dir,
           logger: child('http'),
           sink: pipeline,

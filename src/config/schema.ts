@@ -359,6 +359,15 @@ export const httpSchema = z
     allowAnyNamespace: z.boolean().default(false),
     /** Namespace for /api/push when the request names none. */
     defaultPushNamespace: z.string().min(1).optional(),
+    /**
+     * Host names (besides loopback, http.listen, hostname, the OS's name and addresses) a
+     * browser may use in Host or Origin; "*.example.com" allows every subdomain.
+     */
+    allowedHosts: z.array(z.string().min(1).max(253)).default([]),
+    /** Ingest body bytes all requests together may hold while being parsed; beyond: 503. */
+    maxParsingBytes: z.number().int().min(1024).default(64 * MiB),
+    /** Points (JSON items, good line-protocol lines) one /post or /api/push body may hold; beyond: 413. */
+    maxPointsPerBody: z.number().int().min(1).default(200_000),
     ui: uiSchema.default({}),
   })
   .strict();

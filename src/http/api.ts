@@ -1,6 +1,7 @@
 // The HTTP API: a koa app whose routes drive the parts passed in (sink, registry, plugins,
 // status, metrics), so the API holds no state of its own beyond its self-metrics. Every answer
 // but /health and /metrics is the JSON envelope of envelope.ts; every 4xx says what to fix.
+// The browser guard runs first, on every route, before anything else reads the request.
 import Router from '@koa/router';
 import Koa, { type Context, type Middleware } from 'koa';
 import type { Logger } from 'pino';
@@ -11,18 +12,22 @@ import type { PluginControl } from '../plugins/types.ts';
 import type { RegistryView } from '../registry/types.ts';
 import { bearerAuth } from './auth.ts';
 import { bodyReader } from './body.ts';
+import { browserGuard } from './browser-guard.ts';
 import { ApiError, sendError } from './envelope.ts';
 import { HttpMetrics } from './http-metrics.ts';
 import { mountInfoRoutes } from './info-routes.ts';
 import { mountIngestRoutes } from './ingest-routes.ts';
 import { LogReader } from './log-reader.ts';
 import { mountLogRoutes } from './log-routes.ts';
+import { ParseBudget } from './parse-budget.ts';
 import { mountPluginRoutes } from './plugin-routes.ts';
 import { mountUiRoutes, type UiRoutesOptions } from './ui-routes.ts';
 
 export interface ApiDeps {
   /** The `http` config section (token, maxBodyBytes, logDirs (absolute), caps, namespaces). */
   config: HttpConfig;
+  /** The config's `hostname`: a name the browser guard accepts in Host and Origin. */
+  hostname?: string;
   /** The agent's log folder (log.dir, absolute): always readable by /log/offset, and where relative fpaths point. */
   logDir: string;
   logger: Logger;
@@ -47,6 +52,13 @@ export interface ApiDeps {
   retryAfterSec?: number;
   /** The operator's page (/ui, /me/history); absent: not served. */
   ui?: UiRoutesOptions;
+  /** Seconds in Retry-After when http.maxParsingBytes is spent (503); default 1. */
+  busyRetryAfterSec?: number;
+  /**
+   * Milliseconds of parsing between two turns of the event loop; default 4. Concurrent requests
+   * each take a slice per turn, so a turn costs this times the bodies being parsed.
+   */
+  sliceMs?: number;
 }
 
 /** Bodies of the plugin and /update routes are a few form or JSON fields. */
@@ -66,16 +78,29 @@ export function createApi(deps: ApiDeps): Koa {
 
   const auth = bearerAuth({
     token: cfg.token,
-    onRefused: (reason) => metrics.refused.inc({ reason: `auth_${reason}` }),
+    onRefused: (reason) => metrics.refuse(`auth_${reason}`),
   });
-  const onTooLarge = () => metrics.refused.inc({ reason: 'body_too_large' });
+  const onTooLarge = () => metrics.refuse('body_too_large');
   const smallBody = bodyReader({ maxBytes: SMALL_BODY_BYTES, limitName: "this route's limit", onTooLarge }, { fields: true });
-  const ingestBody = bodyReader({ maxBytes: cfg.maxBodyBytes, limitName: 'http.maxBodyBytes', onTooLarge });
+  const budget = new ParseBudget({ maxBytes: cfg.maxParsingBytes });
+  const ingestBody = bodyReader({
+    maxBytes: cfg.maxBodyBytes,
+    limitName: 'http.maxBodyBytes',
+    onTooLarge,
+    budget,
+    onBusy: () => metrics.refuse('parse_budget'),
+    retryAfterSec: deps.busyRetryAfterSec ?? 1,
+  });
+  const sliceMs = deps.sliceMs ?? 4;
+  const status = () => ({
+    ...deps.status(),
+    http: { refused: metrics.refusedByReason(), parsing: budget.status() },
+  });
 
   const registry = deps.registry;
   const known = deps.knownNamespaces ?? (() => registry?.current().namespaces ?? []);
   const router = new Router();
-  mountInfoRoutes(router, { registry: deps.registry, status: deps.status, metrics: deps.metrics, auth, body: smallBody });
+  mountInfoRoutes(router, { registry: deps.registry, status, metrics: deps.metrics, auth, body: smallBody });
   if (deps.plugins) mountPluginRoutes(router, { plugins: deps.plugins, auth, body: smallBody });
   if (deps.sink) mountIngestRoutes(router, {
     sink: deps.sink,
@@ -87,6 +112,8 @@ export function createApi(deps: ApiDeps): Koa {
     defaultPushNamespace: cfg.defaultPushNamespace,
     maxReportedRejections: deps.maxReportedRejections ?? 100,
     retryAfterSec: deps.retryAfterSec ?? 5,
+    maxPointsPerBody: cfg.maxPointsPerBody,
+    sliceMs,
   });
   mountLogRoutes(router, {
     reader: new LogReader({
@@ -101,6 +128,14 @@ export function createApi(deps: ApiDeps): Koa {
 
   if (deps.ui) mountUiRoutes(router, deps.ui);
 
+  app.use(
+    browserGuard({
+      listen: cfg.listen,
+      hostname: deps.hostname,
+      allowedHosts: cfg.allowedHosts,
+      onRefused: (reason) => metrics.refuse(reason),
+    }),
+  );
   app.use(measure(metrics));
   app.use(envelopeErrors(log));
   app.use(router.routes());

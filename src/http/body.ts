@@ -8,6 +8,8 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import type { Context, Middleware } from 'koa';
 import { ApiError } from './envelope.ts';
+import { parseJson } from './json-items.ts';
+import type { ParseBudget, Reservation } from './parse-budget.ts';
 
 export interface BodyLimits {
   /** Bytes after decompression; more is a 413. */
@@ -16,10 +18,16 @@ export interface BodyLimits {
   limitName: string;
   /** Counts bodies refused for size. */
   onTooLarge?: () => void;
+  /** The budget shared by all requests on body bytes being parsed; a body that does not fit is a 503. */
+  budget?: ParseBudget;
+  /** Counts bodies refused because the budget was spent. */
+  onBusy?: () => void;
+  /** Seconds in the 503's Retry-After. */
+  retryAfterSec?: number;
 }
 
 /** The body as bytes, decompressed (gzip, deflate, br) and bounded. Empty when there is none. */
-export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limits: BodyLimits, reservation?: Reservation): Promise<Buffer> {
   const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
   if (!hasBody) return Promise.resolve(Buffer.alloc(0));
   const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
@@ -48,10 +56,29 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       Connection: 'close',
     });
   };
+  const busy = () => {
+    limits.onBusy?.();
+    return new ApiError(
+      503,
+      `the agent is parsing other large bodies (http.maxParsingBytes, ${limits.budget?.status().maxBytes} bytes at once): nothing of this request was parsed; retry later`,
+      undefined,
+      { 'Retry-After': String(limits.retryAfterSec ?? 1) },
+    );
+  };
   const declared = Number(req.headers['content-length']);
   if (!decoder && declared > limits.maxBytes) {
     req.resume();
     throw tooLarge();
+  }
+  // A declared length is taken whole up front, so concurrent uploads do not each get part of the
+  // budget and then all fail; compressed and chunked bodies take it as their bytes arrive.
+  const upFront = !decoder && declared > 0 ? declared : 0;
+  if (reservation && upFront > 0 && !reservation.take(upFront)) {
+    // Answered once the upload is over (read and dropped, nothing kept): answering while the
+    // client still sends makes it see a broken pipe instead of the 503 and its Retry-After.
+    return drain(req, limits.maxBytes).then(() => {
+      throw busy();
+    });
   }
 
   return new Promise<Buffer>((resolve, reject) => {
@@ -59,7 +86,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
     let size = 0;
     let settled = false;
     const source = decoder ?? req;
-    const finish = (err: Error | undefined) => {
+    const finish = (err: Error | undefined, drainFirst = false) => {
       if (settled) return;
       settled = true;
       source.off('data', onData);
@@ -70,7 +97,9 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
         // Errors after this point (the stream is torn down) have a listener below and are dropped.
         if (err) decoder.destroy();
       }
-      if (err) {
+      if (err && drainFirst) {
+        void drain(req, limits.maxBytes).then(() => reject(err));
+      } else if (err) {
         req.resume();
         reject(err);
       } else {
@@ -80,6 +109,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > limits.maxBytes) finish(tooLarge());
+      else if (reservation && size > upFront && !reservation.take(size - Math.max(upFront, size - chunk.length))) finish(busy(), true);
       else chunks.push(chunk);
     };
     const onEnd = () => finish(undefined);
@@ -100,6 +130,31 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
   });
 }
 
+/**
+ * Reads the rest of a request and drops it; resolves when it ended, broke or was aborted, or
+ * once `maxBytes` more were dropped (an endless chunked upload is not waited for).
+ */
+function drain(req: IncomingMessage, maxBytes: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (req.complete) return resolve();
+    let dropped = 0;
+    const onData = (chunk: Buffer) => {
+      dropped += chunk.length;
+      if (dropped > maxBytes) done();
+    };
+    const done = () => {
+      req.off('data', onData);
+      req.resume();
+      resolve();
+    };
+    req.on('data', onData);
+    req.once('end', done);
+    req.once('close', done);
+    req.once('error', done);
+    req.resume();
+  });
+}
+
 /** Whether the text is empty or only whitespace (without copying it, as trim() would). */
 export function isBlank(text: string): boolean {
   return !/\S/.test(text);
@@ -109,19 +164,6 @@ export function isBlank(text: string): boolean {
 export function bodyText(buf: Buffer): string {
   const text = buf.toString('utf8');
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-}
-
-/** JSON.parse that refuses "__proto__" keys, so no parsed body can carry a prototype. */
-export function parseJson(text: string, hint: string): unknown {
-  try {
-    if (!text.includes('__proto__')) return JSON.parse(text);
-    return JSON.parse(text, (key, value: unknown) => {
-      if (key === '__proto__') throw new SyntaxError('the key "__proto__" is not allowed');
-      return value;
-    });
-  } catch (err) {
-    throw new ApiError(400, `the body is not valid JSON (${(err as Error).message.slice(0, 200)}): ${hint}`);
-  }
 }
 
 /** What a parsed body left for the routes; read with `parsedBody(ctx)`. */
@@ -146,18 +188,28 @@ export function parsedBody(ctx: Context): ParsedBody {
 export function bodyReader(limits: BodyLimits, opts: { fields?: boolean } = {}): Middleware {
   return async (ctx, next) => {
     if (ctx.method !== 'POST' && ctx.method !== 'PUT' && ctx.method !== 'PATCH') return next();
-    const text = bodyText(await readBody(ctx.req, limits));
-    const parsed: ParsedBody = { text };
-    if (opts.fields && !isBlank(text)) {
-      if (ctx.is('application/x-www-form-urlencoded')) parsed.fields = formFields(text);
-      else if (ctx.is('json', '+json')) {
-        const value = parseJson(text, 'send a JSON object of parameters, a form, or use the query string');
-        if (value !== null && typeof value === 'object' && !Array.isArray(value)) parsed.fields = value as Record<string, unknown>;
-      }
+    const reservation = limits.budget?.reserve();
+    try {
+      await readAndParse(ctx, limits, opts, reservation);
+      await next();
+    } finally {
+      // Held until the answer is decided: parsing the body costs more than the body.
+      reservation?.release();
     }
-    ctx.state[STATE_KEY] = parsed;
-    return next();
   };
+}
+
+async function readAndParse(ctx: Context, limits: BodyLimits, opts: { fields?: boolean }, reservation: Reservation | undefined): Promise<void> {
+  const text = bodyText(await readBody(ctx.req, limits, reservation));
+  const parsed: ParsedBody = { text };
+  if (opts.fields && !isBlank(text)) {
+    if (ctx.is('application/x-www-form-urlencoded')) parsed.fields = formFields(text);
+    else if (ctx.is('json', '+json')) {
+      const value = parseJson(text, 'send a JSON object of parameters, a form, or use the query string');
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) parsed.fields = value as Record<string, unknown>;
+    }
+  }
+  ctx.state[STATE_KEY] = parsed;
 }
 
 function formFields(text: string): Record<string, unknown> {

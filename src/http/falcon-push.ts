@@ -10,22 +10,26 @@ export interface MappedPush {
   metrics: Metric[];
   /** `itemIndexes[i]` is the position in the request of `metrics[i]`. */
   itemIndexes: number[];
+  /** Refused items, the first `maxListed` of them. */
   rejected: Rejection[];
+  /** Every refused item, listed or not. */
+  rejectedCount: number;
 }
 
 const COUNTER_TYPES = new Set(['GAUGE', 'COUNTER', 'DERIVE']);
 
-export function mapFalconItems(items: readonly unknown[]): MappedPush {
-  const out: MappedPush = { metrics: [], itemIndexes: [], rejected: [] };
-  for (let i = 0; i < items.length; i++) {
+/** Maps `items[from, to)` into `out`, so a large push can be mapped a slice at a time. */
+export function mapFalconSlice(items: readonly unknown[], from: number, to: number, out: MappedPush, maxListed: number): void {
+  for (let i = from; i < to; i++) {
     const result = mapItem(items[i]);
-    if (typeof result === 'string') out.rejected.push({ index: i, reason: result });
-    else {
+    if (typeof result === 'string') {
+      out.rejectedCount++;
+      if (out.rejected.length < maxListed) out.rejected.push({ index: i, reason: result });
+    } else {
       out.metrics.push(result);
       out.itemIndexes.push(i);
     }
   }
-  return out;
 }
 
 /** The mapped metric, or why the item was refused. */

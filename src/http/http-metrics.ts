@@ -12,7 +12,12 @@ export type RefusalReason =
   | 'auth_wrong'
   | 'unknown_namespace'
   | 'log_outside_dirs'
-  | 'log_read_capped';
+  | 'log_read_capped'
+  | 'foreign_origin'
+  | 'cross_site'
+  | 'foreign_host'
+  | 'too_many_points'
+  | 'parse_budget';
 
 export class HttpMetrics {
   readonly requests: Counter<'route' | 'method' | 'status'>;
@@ -20,6 +25,8 @@ export class HttpMetrics {
   readonly inFlight: Gauge;
   readonly ingested: Counter<'route' | 'outcome'>;
   readonly refused: Counter<'reason'>;
+  /** The same refusals as `refused`, for /me/status. */
+  private readonly refusedTotals: Partial<Record<RefusalReason, number>> = {};
 
   constructor(registry: Registry) {
     // A registry refuses a second metric of the same name: reuse it when an API is built twice
@@ -75,5 +82,15 @@ export class HttpMetrics {
           registers: [registry],
         }),
     );
+  }
+
+  /** Counts one refusal, in /metrics and in /me/status. */
+  refuse(reason: RefusalReason): void {
+    this.refused.inc({ reason });
+    this.refusedTotals[reason] = (this.refusedTotals[reason] ?? 0) + 1;
+  }
+
+  refusedByReason(): Partial<Record<RefusalReason, number>> {
+    return { ...this.refusedTotals };
   }
 }

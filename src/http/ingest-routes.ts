@@ -2,18 +2,22 @@
 // /api/push (Open-Falcon items; also at /v1/push, the Open-Falcon agent's path). Everything goes
 // through the MetricSink, the same normalisation and publisher as collected points, and the
 // answer claims only what the sink acknowledged: per-item rejections are reported, a publisher
-// refusal is a 503, and nothing accepted is a 400.
+// refusal is a 503, and nothing accepted is a 400. The work per request is bounded: at most
+// maxPointsPerBody points, parsed and normalised a slice at a time, and only the first
+// maxReportedRejections refusals carry their reason (the rest are counted).
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { MetricSink, PushResult, Rejection } from '../points/metric.ts';
-import { parseLineProtocol, parsePrecision } from '../points/parse-lp.ts';
+import { LineProtocolParser, parsePrecision } from '../points/parse-lp.ts';
 import { DroppedError } from '../publish/publisher.ts';
-import { isBlank, parsedBody, parseJson } from './body.ts';
+import { parsedBody } from './body.ts';
 import { ApiError, sendOk } from './envelope.ts';
-import { mapFalconItems } from './falcon-push.ts';
+import { mapFalconSlice, type MappedPush } from './falcon-push.ts';
 import type { HttpMetrics } from './http-metrics.ts';
-import { Params } from './params.ts';
+import { readJsonItems } from './json-items.ts';
+import { MAX_NAMESPACE_CHARS, Params } from './params.ts';
+import { runInSlices } from './slices.ts';
 
 export interface IngestRoutesOptions {
   sink: MetricSink;
@@ -30,6 +34,10 @@ export interface IngestRoutesOptions {
   maxReportedRejections: number;
   /** Seconds a client is told to wait after a 503. */
   retryAfterSec: number;
+  /** Points (JSON items, good line-protocol lines) one body may hold; more is a 413. */
+  maxPointsPerBody: number;
+  /** Milliseconds of parsing between two turns of the event loop. */
+  sliceMs: number;
 }
 
 /** What a successful ingest answers. */
@@ -41,30 +49,41 @@ export interface IngestAnswer {
   rejected: Rejection[];
 }
 
-const MAX_NAMESPACE_CHARS = 256;
 const JSON_START = /^[\s]*[[{]/;
 const JSON_HINT =
   'send a JSON array of metrics ({"name","value","tags","timestamp"}), one such object, or line protocol with Content-Type: text/plain';
 
 export function mountIngestRoutes(router: Router, opts: IngestRoutesOptions): void {
+  const tooMany = () => opts.metrics.refuse('too_many_points');
   const post = async (ctx: Context) => {
     const p = new Params(ctx);
     const ns = namespace(p.required('ns', 'the namespace to publish into, e.g. /post?ns=web.prod'), opts);
     const { text } = parsedBody(ctx);
+    // Checked even for a JSON body, which has no use for it: a bad parameter is always a 400.
+    const precisionText = p.optional('precision') ?? 'ns';
+    const precision = parsePrecision(precisionText);
+    if (!precision) throw new ApiError(400, `"precision" must be one of ns, us, ms, s, m, h (got ${JSON.stringify(precisionText.slice(0, 20))})`);
     // fetch() and many HTTP libraries label a string body text/plain: a body that opens like
     // JSON is JSON (no line-protocol measurement starts with "[" or "{" in practice).
     if (ctx.is('text/plain') && !JSON_START.test(text)) {
-      const precisionText = p.optional('precision') ?? 'ns';
-      const precision = parsePrecision(precisionText);
-      if (!precision) throw new ApiError(400, `"precision" must be one of ns, us, ms, s, m, h (got ${JSON.stringify(precisionText.slice(0, 20))})`);
-      const lp = parseLineProtocol(text, { precision });
-      if (lp.metrics.length === 0 && lp.rejected.length === 0) {
+      const parser = new LineProtocolParser(text, { precision, maxListedRejections: opts.maxReportedRejections });
+      const lp = parser.result;
+      await runInSlices((n) => {
+        const done = parser.step(n);
+        if (lp.metrics.length > opts.maxPointsPerBody) {
+          tooMany();
+          throw new ApiError(413, `the body holds more than ${opts.maxPointsPerBody} points (http.maxPointsPerBody): send smaller batches`);
+        }
+        return done;
+      }, { sliceMs: opts.sliceMs, itemsPerCheck: 512 });
+      if (lp.metrics.length === 0 && lp.rejectedCount === 0) {
         throw new ApiError(400, 'the body has no line-protocol points (blank and # lines are skipped)');
       }
-      await ingest(ctx, '/post', ns, lp.metrics, lp.lineIndexes, lp.rejected, opts);
+      await ingest(ctx, '/post', ns, lp.metrics, lp.lineIndexes, { list: lp.rejected, count: lp.rejectedCount }, opts);
       return;
     }
-    await ingest(ctx, '/post', ns, jsonItems(text, JSON_HINT), undefined, [], opts);
+    const items = await readJsonItems(text, { hint: JSON_HINT, maxItems: opts.maxPointsPerBody, sliceMs: opts.sliceMs, onTooMany: tooMany });
+    await ingest(ctx, '/post', ns, items, undefined, NONE, opts);
   };
   router.post('/post', opts.auth, opts.body, post);
 
@@ -75,16 +94,33 @@ export function mountIngestRoutes(router: Router, opts: IngestRoutesOptions): vo
       throw new ApiError(400, '"ns" is required (or set http.defaultPushNamespace): the namespace to publish into');
     }
     const ns = namespace(given, opts);
-    const items = jsonItems(
-      parsedBody(ctx).text,
-      'send a JSON array of Open-Falcon items ({"metric","endpoint","timestamp","step","value","counterType","tags"}) or one such object',
-    );
-    const mapped = mapFalconItems(items);
-    await ingest(ctx, ctx.path === '/v1/push' ? '/v1/push' : '/api/push', ns, mapped.metrics, mapped.itemIndexes, mapped.rejected, opts);
+    const items = await readJsonItems(parsedBody(ctx).text, {
+      hint: 'send a JSON array of Open-Falcon items ({"metric","endpoint","timestamp","step","value","counterType","tags"}) or one such object',
+      maxItems: opts.maxPointsPerBody,
+      sliceMs: opts.sliceMs,
+      onTooMany: tooMany,
+    });
+    const mapped: MappedPush = { metrics: [], itemIndexes: [], rejected: [], rejectedCount: 0 };
+    let from = 0;
+    await runInSlices((n) => {
+      const to = Math.min(items.length, from + n);
+      mapFalconSlice(items, from, to, mapped, opts.maxReportedRejections);
+      from = to;
+      return from >= items.length;
+    }, { sliceMs: opts.sliceMs });
+    await ingest(ctx, ctx.path === '/v1/push' ? '/v1/push' : '/api/push', ns, mapped.metrics, mapped.itemIndexes, { list: mapped.rejected, count: mapped.rejectedCount }, opts);
   };
   router.post('/api/push', opts.auth, opts.body, push);
   router.post('/v1/push', opts.auth, opts.body, push);
 }
+
+/** Items refused before the sink: the first few with their reason, and how many in all. */
+interface PreRejected {
+  list: readonly Rejection[];
+  count: number;
+}
+
+const NONE: PreRejected = { list: [], count: 0 };
 
 function namespace(ns: string, opts: IngestRoutesOptions): string {
   if (ns.length > MAX_NAMESPACE_CHARS) throw new ApiError(400, `"ns" is longer than ${MAX_NAMESPACE_CHARS} characters`);
@@ -93,25 +129,13 @@ function namespace(ns: string, opts: IngestRoutesOptions): string {
     if (c < 32 || c === 127) throw new ApiError(400, '"ns" contains control characters (tab, newline, …); namespaces never do');
   }
   if (!opts.namespaceAllowed(ns)) {
-    opts.metrics.refused.inc({ reason: 'unknown_namespace' });
+    opts.metrics.refuse('unknown_namespace');
     throw new ApiError(
       404,
       `namespace ${JSON.stringify(ns)} is not one of this host's namespaces (GET /me/ns lists them); add it in the registry, or set http.allowAnyNamespace`,
     );
   }
   return ns;
-}
-
-/** The JSON body as a list of items: an array as is, an object as a list of one. */
-function jsonItems(text: string, hint: string): readonly unknown[] {
-  if (isBlank(text)) throw new ApiError(400, `the body is empty: ${hint}`);
-  const body = parseJson(text, hint);
-  if (Array.isArray(body)) {
-    if (body.length === 0) throw new ApiError(400, `the body is an empty array: ${hint}`);
-    return body;
-  }
-  if (body !== null && typeof body === 'object') return [body];
-  throw new ApiError(400, `the body is not a JSON array or object: ${hint}`);
 }
 
 /**
@@ -124,13 +148,13 @@ async function ingest(
   ns: string,
   metrics: readonly unknown[],
   indexes: readonly number[] | undefined,
-  preRejected: readonly Rejection[],
+  preRejected: PreRejected,
   opts: IngestRoutesOptions,
 ): Promise<void> {
   let result: PushResult = { accepted: 0, rejected: [] };
   if (metrics.length > 0) {
     try {
-      result = await opts.sink.push(ns, metrics);
+      result = await opts.sink.push(ns, metrics, { maxListedRejections: opts.maxReportedRejections });
     } catch (err) {
       if (err instanceof DroppedError || (err as Error | undefined)?.name === 'DroppedError') {
         opts.metrics.ingested.inc({ route, outcome: 'unacknowledged' }, metrics.length);
@@ -144,23 +168,24 @@ async function ingest(
       throw err;
     }
   }
-  const rejected = mergeRejections(result.rejected, indexes, preRejected);
+  const rejected = mergeRejections(result.rejected, indexes, preRejected.list);
+  const rejectedCount = preRejected.count + (result.rejectedCount ?? result.rejected.length);
   const m = opts.metrics.ingested;
   if (result.accepted > 0) m.inc({ route, outcome: 'accepted' }, result.accepted);
-  if (rejected.length > 0) m.inc({ route, outcome: 'rejected' }, rejected.length);
+  if (rejectedCount > 0) m.inc({ route, outcome: 'rejected' }, rejectedCount);
   const answer: IngestAnswer = {
     namespace: ns,
     accepted: result.accepted,
-    rejectedCount: rejected.length,
+    rejectedCount,
     rejected: rejected.length > opts.maxReportedRejections ? rejected.slice(0, opts.maxReportedRejections) : rejected,
   };
   if (result.accepted === 0) {
     const first = rejected[0];
     const why = first ? `; the first (index ${first.index}): ${first.reason}` : '';
-    throw new ApiError(400, `nothing was accepted: ${rejected.length} item${rejected.length === 1 ? '' : 's'} rejected${why}`, answer);
+    throw new ApiError(400, `nothing was accepted: ${rejectedCount} item${rejectedCount === 1 ? '' : 's'} rejected${why}`, answer);
   }
-  if (rejected.length > 0) {
-    opts.logger.debug({ namespace: ns, route, accepted: result.accepted, rejected: rejected.length }, 'push partly rejected');
+  if (rejectedCount > 0) {
+    opts.logger.debug({ namespace: ns, route, accepted: result.accepted, rejected: rejectedCount }, 'push partly rejected');
   }
   sendOk(ctx, answer);
 }

@@ -23,12 +23,12 @@ export function mountLogRoutes(router: Router, opts: LogRoutesOptions): void {
     const fpath = p.required('fpath', 'the log file, absolute or relative to log.dir, e.g. fpath=current.log');
     const offset = p.integer('offset', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'bytes' }) ?? 0;
     const num = p.integer('num', { min: 0, max: Number.MAX_SAFE_INTEGER, unit: 'lines' }) ?? opts.defaultLines;
-    if (num > opts.reader.maxReadLines) opts.metrics.refused.inc({ reason: 'log_read_capped' });
+    if (num > opts.reader.maxReadLines) opts.metrics.refuse('log_read_capped');
     try {
       sendOk(ctx, await opts.reader.read(fpath, offset, num));
     } catch (err) {
       if (!(err instanceof LogReadError)) throw err;
-      if (err.kind === 'outside') opts.metrics.refused.inc({ reason: 'log_outside_dirs' });
+      if (err.kind === 'outside') opts.metrics.refuse('log_outside_dirs');
       throw new ApiError(STATUS[err.kind], err.message);
     }
   });

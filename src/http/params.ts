@@ -6,6 +6,9 @@ import { parsedBody } from './body.ts';
 import { ApiError } from './envelope.ts';
 
 const MAX_VALUE_CHARS = 4096;
+/** No namespace is longer (NSQ topics are mapped from them; see the README). */
+export const MAX_NAMESPACE_CHARS = 256;
+const MALFORMED_ESCAPE = /%(?![0-9a-fA-F]{2})/;
 
 export class Params {
   constructor(private readonly ctx: Context) {}
@@ -13,6 +16,16 @@ export class Params {
   /** Every value given for `name`: query string first, then a form or JSON body's field. */
   all(name: string): string[] {
     const out: string[] = [];
+    if (MALFORMED_ESCAPE.test(this.ctx.querystring)) {
+      throw new ApiError(400, 'the query string has a "%" that is not followed by two hex digits: percent-encode the values (a "%" itself is %25)');
+    }
+    // "ns[]=a" or "ns[0]=a" (PHP and qs array syntax) is another key to koa: refused rather than
+    // silently read as "no ns" (which, for /plugins/list, would answer for every namespace).
+    for (const key in this.ctx.query) {
+      if (key.length > name.length && key.startsWith(name) && key.charCodeAt(name.length) === 91) {
+        throw new ApiError(400, `"${key.slice(0, 40)}" is not read: give "${name}" once, as ${name}=value`);
+      }
+    }
     push(out, name, this.ctx.query[name]);
     const fields = parsedBody(this.ctx).fields;
     if (fields !== undefined && Object.hasOwn(fields, name)) push(out, name, fields[name]);
@@ -31,6 +44,15 @@ export class Params {
     const v = this.optional(name);
     if (v === undefined) throw new ApiError(400, `"${name}" is required: ${what}`);
     return v;
+  }
+
+  /** A namespace, `ns` unless named otherwise: at most MAX_NAMESPACE_CHARS, no control characters. */
+  namespace(required: true, what: string): string;
+  namespace(required: false): string | undefined;
+  namespace(required: boolean, what = ''): string | undefined {
+    const ns = required ? this.required('ns', what) : this.optional('ns');
+    if (ns !== undefined && ns.length > MAX_NAMESPACE_CHARS) throw new ApiError(400, `"ns" is longer than ${MAX_NAMESPACE_CHARS} characters; no namespace is`);
+    return ns;
   }
 
   /** A whole decimal number in [min, max], or `fallback` when absent. */

@@ -23,7 +23,7 @@ const MAX_TIMEOUT_SEC = 3600;
 export function mountPluginRoutes(router: Router, opts: PluginRoutesOptions): void {
   const { plugins, auth, body } = opts;
   const list = (ctx: Context) => {
-    const ns = new Params(ctx).optional('ns');
+    const ns = new Params(ctx).namespace(false);
     const all = plugins.list();
     sendOk(ctx, ns === undefined ? all : all.filter((p) => p.namespace === ns));
   };
@@ -57,7 +57,7 @@ export function mountPluginRoutes(router: Router, opts: PluginRoutesOptions): vo
 function target(ctx: Context): { ns: string; repo: string } {
   const p = new Params(ctx);
   return {
-    ns: p.required('ns', 'the namespace of the plugin, e.g. ns=web.prod'),
+    ns: p.namespace(true, 'the namespace of the plugin, e.g. ns=web.prod'),
     repo: p.required('repo', "the plugin's git URL as the registry lists it (or a built-in plugin's name)"),
   };
 }

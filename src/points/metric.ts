@@ -38,11 +38,16 @@ export interface PushOptions {
   plugin?: string;
   /** Also return the line protocol of the accepted points (plugin runs report what they published). */
   returnLines?: boolean;
+  /** Refusals listed with their reason in the result; the rest are only counted. Default: all. */
+  maxListedRejections?: number;
 }
 
 export interface PushResult {
   accepted: number;
+  /** The refused metrics (the first `maxListedRejections`, by index). */
   rejected: Rejection[];
+  /** Every refused metric, listed or not; absent means `rejected.length`. */
+  rejectedCount?: number;
   /** Line protocol of the accepted points, when `returnLines` was asked for. */
   lines?: string[];
 }
@@ -55,3 +60,15 @@ export interface MetricSink {
    */
   push(namespace: string, metrics: readonly unknown[], opts?: PushOptions): Promise<PushResult>;
 }
+
+/**
+ * The largest timestamp, in seconds either side of the epoch, InfluxDB stores (int64
+ * nanoseconds, the year 2262); a point beyond it is refused by every backend, so at ingest too.
+ */
+export const MAX_TIMESTAMP_SECONDS = 9_223_372_036;
+
+/**
+ * InfluxDB refuses a point when its escaped series key (measurement and tags), plus 4 bytes,
+ * plus its longest escaped field key, exceed this many bytes ("max key length exceeded").
+ */
+export const MAX_SERIES_KEY_BYTES = 65_535;

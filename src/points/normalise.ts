@@ -7,7 +7,7 @@
 // one pass over each object, and a batch allocates nothing per metric but the Point and its line.
 import { Point, type PointSettings } from '@influxdata/influxdb-client';
 import type { Clock } from '../clock.ts';
-import { INTEGER_FIELDS, type Rejection } from './metric.ts';
+import { INTEGER_FIELDS, MAX_SERIES_KEY_BYTES, MAX_TIMESTAMP_SECONDS, type Rejection } from './metric.ts';
 
 /** Why a metric was refused, as a short stable code (a metrics label); the reason text says more. */
 export type RejectCode =
@@ -17,7 +17,8 @@ export type RejectCode =
   | 'bad_tag'
   | 'bad_field'
   | 'no_fields'
-  | 'too_long';
+  | 'too_long'
+  | 'key_too_long';
 
 export interface NormaliserOptions {
   /** The `host` tag added to points that carry none. */
@@ -37,16 +38,39 @@ export type NormaliseOutcome =
 
 export interface NormalisedBatch {
   lines: string[];
-  /** Per refused metric: its index in the input, the reason text and the code. */
+  /**
+   * Per refused metric (the first `maxListedRejections`): its index in the input, the reason
+   * text and the code.
+   */
   rejected: Array<Rejection & { code: RejectCode }>;
+  /** Every refused metric, listed or not. */
+  rejectedCount: number;
+  /** Every refused metric by code, listed or not. */
+  rejectedByCode: Partial<Record<RejectCode, number>>;
   /** Metrics whose given timestamp (0, negative, not seconds, not finite) was replaced by now. */
   timestampsReplaced: number;
+}
+
+export interface NormaliseBatchOptions {
+  /** Rename to `PLUGIN.<plugin>.<name>`. */
+  plugin?: string;
+  /** Lines longer than this many UTF-8 bytes are refused (`too_long`); default: no bound. */
+  maxLineBytes?: number;
+  /** Refusals listed with their reason; the rest are only counted. Default: all. */
+  maxListedRejections?: number;
+}
+
+export function emptyBatch(): NormalisedBatch {
+  return { lines: [], rejected: [], rejectedCount: 0, rejectedByCode: {}, timestampsReplaced: 0 };
 }
 
 export const DEFAULT_MAX_SECONDS_TIMESTAMP = 1e11;
 
 const BACKSLASH = 92;
 const HASH = 35;
+const SPACE = 32;
+const COMMA = 44;
+const EQUALS = 61;
 
 /** A refusal on the hot path: a small object, only ever made for bad input. */
 class Refusal {
@@ -76,6 +100,11 @@ export class Normaliser {
     if (!(this.maxSeconds > 0)) throw new Error('Normaliser: maxSecondsTimestamp must be positive');
   }
 
+  /** The injected clock's current second, for callers that normalise a batch in slices. */
+  nowSec(): number {
+    return Math.floor(this.clock.now() / 1000);
+  }
+
   /** Normalises one metric; `nowSec` lets callers share one clock reading. */
   normalise(input: unknown, plugin?: string, nowSec = Math.floor(this.clock.now() / 1000)): NormaliseOutcome {
     const out = this.one(input, plugin === undefined ? undefined : pluginPrefix(plugin), nowSec);
@@ -85,21 +114,44 @@ export class Normaliser {
 
   /** Normalises a batch with one clock reading; refusals keep the metric's index. */
   normaliseBatch(inputs: readonly unknown[], plugin?: string): NormalisedBatch {
-    const nowSec = Math.floor(this.clock.now() / 1000);
-    const prefix = plugin === undefined ? undefined : pluginPrefix(plugin);
-    const lines: string[] = [];
-    const rejected: NormalisedBatch['rejected'] = [];
-    let timestampsReplaced = 0;
-    for (let i = 0; i < inputs.length; i++) {
-      const out = this.one(inputs[i], prefix, nowSec);
+    const batch = emptyBatch();
+    this.normaliseSlice(inputs, 0, inputs.length, batch, { plugin }, this.nowSec());
+    return batch;
+  }
+
+  /**
+   * Normalises `inputs[from, to)` into `batch`, so a large batch can be done a slice at a time
+   * between turns of the event loop; refusals keep the metric's index in `inputs`.
+   */
+  normaliseSlice(
+    inputs: readonly unknown[],
+    from: number,
+    to: number,
+    batch: NormalisedBatch,
+    opts: NormaliseBatchOptions,
+    nowSec: number,
+  ): void {
+    const prefix = opts.plugin === undefined ? undefined : pluginPrefix(opts.plugin);
+    const maxLineBytes = opts.maxLineBytes ?? Number.POSITIVE_INFINITY;
+    const maxListed = opts.maxListedRejections ?? Number.POSITIVE_INFINITY;
+    for (let i = from; i < to; i++) {
+      let out = this.one(inputs[i], prefix, nowSec);
+      // A UTF-16 unit is at most 3 UTF-8 bytes, so most lines need no byte count at all.
+      if (typeof out === 'string' && out.length * 3 > maxLineBytes) {
+        const bytes = Buffer.byteLength(out);
+        if (bytes > maxLineBytes) {
+          out = new Refusal('too_long', `metric: its line is ${bytes} bytes, above the ${maxLineBytes}-byte limit (nsq.maxMessageBytes less the header)`);
+        }
+      }
       if (typeof out === 'string') {
-        lines.push(out);
-        if (this.replaced) timestampsReplaced++;
+        batch.lines.push(out);
+        if (this.replaced) batch.timestampsReplaced++;
       } else {
-        rejected.push({ index: i, reason: out.reason, code: out.code });
+        batch.rejectedCount++;
+        batch.rejectedByCode[out.code] = (batch.rejectedByCode[out.code] ?? 0) + 1;
+        if (batch.rejected.length < maxListed) batch.rejected.push({ index: i, reason: out.reason, code: out.code });
       }
     }
-    return { lines, rejected, timestampsReplaced };
   }
 
   private one(input: unknown, prefix: string | undefined, nowSec: number): string | Refusal {
@@ -131,6 +183,13 @@ export class Normaliser {
         if (Number.isNaN(n)) return new Refusal('bad_timestamp', `timestamp: expected seconds since the epoch, found ${describe(rawTs)}`);
       } else {
         return new Refusal('bad_timestamp', `timestamp: expected seconds since the epoch, found ${describe(rawTs)}`);
+      }
+      if (n > MAX_TIMESTAMP_SECONDS && n <= this.maxSeconds) {
+        // Plainly seconds, yet past what InfluxDB stores: no "now" would be an honest fix-up.
+        return new Refusal(
+          'bad_timestamp',
+          `timestamp: ${n} s is beyond the ${MAX_TIMESTAMP_SECONDS} s InfluxDB can store (the year 2262); send seconds since the epoch`,
+        );
       }
       if (n > 0 && n <= this.maxSeconds) ts = Math.floor(n);
       else this.replaced = true;
@@ -190,6 +249,16 @@ export class Normaliser {
     const line = point.toLineProtocol(this.settings);
     // Unreachable after the checks above; kept so a library change cannot drop a point silently.
     if (line === undefined) return new Refusal('no_fields', 'metric: the line-protocol writer refused it');
+    // Short lines (the rule, by far) cannot hold an over-long key: a UTF-16 unit is ≤ 3 bytes.
+    if (line.length * 3 > MAX_SERIES_KEY_BYTES) {
+      const keyBytes = seriesKeyBytes(line, fields, value !== undefined);
+      if (keyBytes > MAX_SERIES_KEY_BYTES) {
+        return new Refusal(
+          'key_too_long',
+          `name and tags: the series key is ${keyBytes} bytes (with its longest field key), above the ${MAX_SERIES_KEY_BYTES} InfluxDB allows; shorten the name, tag keys or tag values`,
+        );
+      }
+    }
     return line;
   }
 }
@@ -207,12 +276,54 @@ function keyProblem(key: string): string | undefined {
   return undefined;
 }
 
+/**
+ * What InfluxDB counts against its key limit: the escaped measurement and tags (the line up to
+ * its first unescaped space), 4 bytes of separator, and the longest escaped field key.
+ */
+function seriesKeyBytes(line: string, fields: unknown, hasValue: boolean): number {
+  let end = 0;
+  for (;;) {
+    end = line.indexOf(' ', end);
+    if (end === -1) return Buffer.byteLength(line);
+    let slashes = 0;
+    while (line.charCodeAt(end - 1 - slashes) === BACKSLASH) slashes++;
+    if (slashes % 2 === 0) break;
+    end++;
+  }
+  let longestField = hasValue ? 5 : 0;
+  if (fields !== undefined && fields !== null) {
+    for (const key in fields as Record<string, unknown>) {
+      longestField = Math.max(longestField, Buffer.byteLength(key) + (key.match(/[ ,=]/g)?.length ?? 0));
+    }
+  }
+  return Buffer.byteLength(line.slice(0, end)) + 4 + longestField;
+}
+
+/**
+ * InfluxDB (1.6 and 1.8, checked) refuses a field key where an odd run of backslashes comes
+ * before a space, comma or "=": the lib escapes the character but not the backslashes, so the
+ * server reads an escaped backslash and a bare separator ("invalid field format"). Tag keys,
+ * tag values and measurements with the same text are taken.
+ */
+function fieldKeyProblem(key: string): string | undefined {
+  for (let i = key.indexOf('\\'); i !== -1; i = key.indexOf('\\', i)) {
+    let run = 0;
+    while (key.charCodeAt(i + run) === BACKSLASH) run++;
+    const next = key.charCodeAt(i + run);
+    if (run % 2 === 1 && (next === SPACE || next === COMMA || next === EQUALS)) {
+      return `key must not hold a backslash before ${next === SPACE ? 'a space' : next === COMMA ? 'a comma' : '"="'} (InfluxDB refuses such field keys)`;
+    }
+    i += run;
+  }
+  return undefined;
+}
+
 /** Largest magnitude an InfluxDB integer field holds (int64), as a double. */
 const INT64_LIMIT = 2 ** 63;
 
 /** Adds one field; returns the reason when the value cannot be written. */
 function addField(point: Point, key: string, raw: unknown, where: string, integer = false): string | undefined {
-  const problem = keyProblem(key);
+  const problem = keyProblem(key) ?? fieldKeyProblem(key);
   if (problem !== undefined) return `${where}${key || '""'}: ${problem}`;
   switch (typeof raw) {
     case 'number':

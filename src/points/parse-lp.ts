@@ -2,7 +2,7 @@
 // A pure parser: no I/O, no normalisation (host tag, timestamp fallback and field typing happen
 // behind the MetricSink like for every other point). A bad line is refused alone, with its
 // line index and the reason; the others go on.
-import type { FieldValue, Metric, Rejection } from './metric.ts';
+import { MAX_TIMESTAMP_SECONDS, type FieldValue, type Metric, type Rejection } from './metric.ts';
 
 /** Timestamp unit of the input, as InfluxDB's `precision` query parameter names it. */
 export type LpPrecision = 'ns' | 'us' | 'ms' | 's' | 'm' | 'h';
@@ -28,6 +28,8 @@ export function parsePrecision(text: string): LpPrecision | undefined {
 export interface ParseLpOptions {
   /** Unit of the timestamps in the text; InfluxDB's default is nanoseconds. */
   precision?: LpPrecision;
+  /** Bad lines listed with their reason; the rest are only counted. Default: all. */
+  maxListedRejections?: number;
 }
 
 export interface ParsedLp {
@@ -35,8 +37,13 @@ export interface ParsedLp {
   metrics: Metric[];
   /** `lineIndexes[i]` is the 0-based line of the body `metrics[i]` came from. */
   lineIndexes: number[];
-  /** Bad lines; `index` is the 0-based line of the body. Blank and `#` lines are skipped. */
+  /**
+   * Bad lines (the first `maxListedRejections`); `index` is the 0-based line of the body. Blank
+   * and `#` lines are skipped.
+   */
   rejected: Rejection[];
+  /** Every bad line, listed or not. */
+  rejectedCount: number;
 }
 
 // Character codes the scanner compares against.
@@ -50,16 +57,6 @@ const QUOTE = 34;
 const BACKSLASH = 92;
 const HASH = 35;
 
-class LpError extends Error {
-  constructor(
-    message: string,
-    /** A quoted string ran to the end of the body. */
-    readonly unterminated = false,
-  ) {
-    super(message);
-  }
-}
-
 /** External text in a message: quoted, and cut so one reason stays one short line. */
 function q(text: string): string {
   return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
@@ -70,41 +67,69 @@ function q(text: string): string {
  * its point is reported at the line where it starts.
  */
 export function parseLineProtocol(text: string, opts: ParseLpOptions = {}): ParsedLp {
-  const precision = opts.precision ?? 'ns';
-  const out: ParsedLp = { metrics: [], lineIndexes: [], rejected: [] };
-  const p = new Scanner(text);
-  while (p.pos < text.length) {
-    const lineIndex = p.line;
-    p.skipBlanks();
-    const c = text.charCodeAt(p.pos);
-    if (p.pos >= text.length) break;
-    if (c === NL) {
-      p.newline();
-      continue;
-    }
-    if (c === HASH) {
-      p.skipToEol();
-      p.newline();
-      continue;
-    }
-    const start = p.pos;
-    try {
-      const metric = p.parsePoint(precision);
-      out.metrics.push(metric);
-      out.lineIndexes.push(lineIndex);
-    } catch (err) {
-      if (!(err instanceof LpError)) throw err;
-      out.rejected.push({ index: lineIndex, reason: err.message });
-      // An unclosed quote would swallow the rest of the body: refuse its line alone instead.
-      if (err.unterminated) {
-        p.pos = start;
-        p.line = lineIndex;
-      }
-      p.skipToEol();
-    }
-    p.newline();
+  const parser = new LineProtocolParser(text, opts);
+  while (!parser.step(Number.POSITIVE_INFINITY));
+  return parser.result;
+}
+
+/**
+ * The same parse, resumable: `step(n)` parses up to n more lines, so a caller can spread a large
+ * body over several turns of the event loop. A bad line costs a short reason string, never an
+ * Error (building one per line made a 16 MiB body of bad lines hold the event loop for minutes).
+ */
+export class LineProtocolParser {
+  readonly result: ParsedLp = { metrics: [], lineIndexes: [], rejected: [], rejectedCount: 0 };
+  private readonly scanner: Scanner;
+  private readonly precision: LpPrecision;
+  private readonly maxListed: number;
+
+  constructor(
+    private readonly text: string,
+    opts: ParseLpOptions = {},
+  ) {
+    this.scanner = new Scanner(text);
+    this.precision = opts.precision ?? 'ns';
+    this.maxListed = opts.maxListedRejections ?? Number.POSITIVE_INFINITY;
   }
-  return out;
+
+  /** Parses up to `maxLines` more lines; true once the body is done. */
+  step(maxLines: number): boolean {
+    const text = this.text;
+    const p = this.scanner;
+    const out = this.result;
+    for (let n = 0; n < maxLines && p.pos < text.length; n++) {
+      const lineIndex = p.line;
+      p.skipBlanks();
+      const c = text.charCodeAt(p.pos);
+      if (p.pos >= text.length) break;
+      if (c === NL) {
+        p.newline();
+        continue;
+      }
+      if (c === HASH) {
+        p.skipToEol();
+        p.newline();
+        continue;
+      }
+      const start = p.pos;
+      const metric = p.parsePoint(this.precision);
+      if (metric !== undefined) {
+        out.metrics.push(metric);
+        out.lineIndexes.push(lineIndex);
+      } else {
+        out.rejectedCount++;
+        if (out.rejected.length < this.maxListed) out.rejected.push({ index: lineIndex, reason: p.failure });
+        // An unclosed quote would swallow the rest of the body: refuse its line alone instead.
+        if (p.unterminated) {
+          p.pos = start;
+          p.line = lineIndex;
+        }
+        p.skipToEol();
+      }
+      p.newline();
+    }
+    return p.pos >= text.length;
+  }
 }
 
 /** A cursor over the body; every `parse…` method leaves `pos` on the character that ended it. */
@@ -112,6 +137,10 @@ class Scanner {
   pos = 0;
   /** 0-based line number of `pos`. */
   line = 0;
+  /** Why the last parsePoint() returned undefined. */
+  failure = '';
+  /** The last failure was a quoted string running to the end of the body. */
+  unterminated = false;
   /**
    * Tag and field keys seen so far. Lines of a batch repeat their keys, and reusing the string
    * already used as a property key spares V8 re-internalising a fresh slice per line (about
@@ -120,6 +149,13 @@ class Scanner {
   private readonly keys: string[] = [];
 
   constructor(private readonly s: string) {}
+
+  /** Records why the point is refused; returns undefined for the caller to pass on. */
+  private fail(reason: string, unterminated = false): undefined {
+    this.failure = reason;
+    this.unterminated = unterminated;
+    return undefined;
+  }
 
   /** Steps over the newline at `pos`, if any. */
   newline(): void {
@@ -140,33 +176,40 @@ class Scanner {
     this.pos = nl === -1 ? this.s.length : nl;
   }
 
-  parsePoint(precision: LpPrecision): Metric {
+  /** The point at `pos`, or undefined with `failure` set. */
+  parsePoint(precision: LpPrecision): Metric | undefined {
+    this.unterminated = false;
     const name = this.parseMeasurement();
+    if (name === undefined) return undefined;
     let tags: Record<string, string> | undefined;
     while (this.s.charCodeAt(this.pos) === COMMA) {
       this.pos++;
       const key = this.parseKey('tag key', undefined, true);
+      if (key === undefined) return undefined;
       // Messages are built only on failure: this is the hot path of every line.
       if (this.s.charCodeAt(this.pos) !== EQUALS) {
-        throw new LpError(`tag ${q(key)} has no "=" (write key=value; escape "," "=" and " " with "\\")`);
+        return this.fail(`tag ${q(key)} has no "=" (write key=value; escape "," "=" and " " with "\\")`);
       }
       this.pos++;
       const value = this.parseKey('tag value', key);
+      if (value === undefined) return undefined;
       tags ??= {};
       setOwn(tags, key, value);
     }
-    this.expectSeparator('a field set (e.g. "value=1") after the measurement and tags');
+    if (!this.expectSeparator('a field set (e.g. "value=1") after the measurement and tags')) return undefined;
     const fields = this.parseFields();
+    if (fields === undefined) return undefined;
     const afterFields = this.pos;
     let timestamp: number | undefined;
     this.skipBlanks();
     if (!this.atEol()) {
       if (this.pos === afterFields) {
-        throw new LpError(`unexpected character at column ${this.column()} after the fields; expected "," or a space`);
+        return this.fail(`unexpected character at column ${this.column()} after the fields; expected "," or a space`);
       }
       timestamp = this.parseTimestamp(precision);
+      if (timestamp === undefined) return undefined;
       this.skipBlanks();
-      if (!this.atEol()) throw new LpError(`unexpected text after the timestamp at column ${this.column()}`);
+      if (!this.atEol()) return this.fail(`unexpected text after the timestamp at column ${this.column()}`);
     }
     const metric: Metric = { name, fields };
     if (tags) metric.tags = tags;
@@ -183,17 +226,19 @@ class Scanner {
     return this.pos - start + 1;
   }
 
-  /** One or more spaces/tabs between sections. */
-  private expectSeparator(what: string): void {
+  /** One or more spaces/tabs between sections; false (with `failure`) when there is none. */
+  private expectSeparator(what: string): boolean {
     const c = this.s.charCodeAt(this.pos);
     if (c !== SPACE && c !== TAB) {
-      throw new LpError(this.pos >= this.s.length || c === NL || c === CR ? `missing ${what}` : `unexpected character at column ${this.column()}; expected ${what}`);
+      this.fail(this.pos >= this.s.length || c === NL || c === CR ? `missing ${what}` : `unexpected character at column ${this.column()}; expected ${what}`);
+      return false;
     }
     this.skipBlanks();
+    return true;
   }
 
   /** Measurement: ends at an unescaped "," or space; "\," and "\ " are escapes. */
-  private parseMeasurement(): string {
+  private parseMeasurement(): string | undefined {
     const s = this.s;
     const start = this.pos;
     let escaped = false;
@@ -207,13 +252,13 @@ class Scanner {
       }
       this.pos++;
     }
-    if (this.pos === start) throw new LpError('missing measurement name at the start of the line');
+    if (this.pos === start) return this.fail('missing measurement name at the start of the line');
     const raw = s.slice(start, this.pos);
     return escaped ? unescape(raw, MEASUREMENT_ESCAPES) : raw;
   }
 
   /** Tag keys, tag values and field keys: end at an unescaped ",", "=" or space. */
-  private parseKey(what: string, tagKey?: string, isKey = false): string {
+  private parseKey(what: string, tagKey?: string, isKey = false): string | undefined {
     const s = this.s;
     const start = this.pos;
     let escaped = false;
@@ -227,7 +272,7 @@ class Scanner {
       }
       this.pos++;
     }
-    if (this.pos === start) throw new LpError(`empty ${what}${tagKey === undefined ? '' : ` of ${q(tagKey)}`} at column ${this.column()}`);
+    if (this.pos === start) return this.fail(`empty ${what}${tagKey === undefined ? '' : ` of ${q(tagKey)}`} at column ${this.column()}`);
     if (isKey && !escaped) {
       const len = this.pos - start;
       for (const k of this.keys) if (k.length === len && sameText(s, start, k)) return k;
@@ -238,20 +283,23 @@ class Scanner {
     return key;
   }
 
-  private parseFields(): Record<string, FieldValue> {
+  private parseFields(): Record<string, FieldValue> | undefined {
     const fields: Record<string, FieldValue> = {};
     for (;;) {
       const key = this.parseKey('field key', undefined, true);
-      if (this.s.charCodeAt(this.pos) !== EQUALS) throw new LpError(`field ${q(key)} has no "=" (write key=value)`);
+      if (key === undefined) return undefined;
+      if (this.s.charCodeAt(this.pos) !== EQUALS) return this.fail(`field ${q(key)} has no "=" (write key=value)`);
       this.pos++;
-      setOwn(fields, key, this.parseFieldValue(key));
+      const value = this.parseFieldValue(key);
+      if (value === undefined) return undefined;
+      setOwn(fields, key, value);
       if (this.s.charCodeAt(this.pos) !== COMMA) break;
       this.pos++;
     }
     return fields;
   }
 
-  private parseFieldValue(key: string): FieldValue {
+  private parseFieldValue(key: string): FieldValue | undefined {
     const s = this.s;
     if (s.charCodeAt(this.pos) === QUOTE) return this.parseString(key);
     const start = this.pos;
@@ -261,11 +309,11 @@ class Scanner {
       this.pos++;
     }
     const raw = s.slice(start, this.pos);
-    if (raw === '') throw new LpError(`field ${q(key)} has no value`);
+    if (raw === '') return this.fail(`field ${q(key)} has no value`);
     const last = raw.charCodeAt(raw.length - 1);
     // 105 'i' (integer), 117 'u' (unsigned): InfluxDB's typed integers; both become numbers here.
     if ((last === 105 || last === 117) && INTEGER.test(raw.slice(0, -1))) {
-      if (last === 117 && raw.charCodeAt(0) === 45) throw new LpError(`field ${q(key)}: unsigned integer ${q(raw)} is negative`);
+      if (last === 117 && raw.charCodeAt(0) === 45) return this.fail(`field ${q(key)}: unsigned integer ${q(raw)} is negative`);
       return Number(raw.slice(0, -1));
     }
     const bool = BOOLEANS.get(raw);
@@ -273,20 +321,18 @@ class Scanner {
     if (FLOAT.test(raw)) {
       const n = Number(raw);
       if (Number.isFinite(n)) return n;
-      throw new LpError(`field ${q(key)}: ${q(raw)} is out of range for a float`);
+      return this.fail(`field ${q(key)}: ${q(raw)} is out of range for a float`);
     }
-    throw new LpError(
-      `field ${q(key)} has the value ${q(raw)}, which is not a number, an integer (123i), a boolean or a "quoted string"`,
-    );
+    return this.fail(`field ${q(key)} has the value ${q(raw)}, which is not a number, an integer (123i), a boolean or a "quoted string"`);
   }
 
   /** A double-quoted string; `\"` and `\\` are escapes; it may contain newlines. */
-  private parseString(key: string): string {
+  private parseString(key: string): string | undefined {
     const s = this.s;
     const start = ++this.pos;
     let escaped = false;
     for (;;) {
-      if (this.pos >= s.length) throw new LpError(`field ${q(key)}: the string value has no closing quote`, true);
+      if (this.pos >= s.length) return this.fail(`field ${q(key)}: the string value has no closing quote`, true);
       const c = s.charCodeAt(this.pos);
       if (c === QUOTE) break;
       if (c === BACKSLASH && this.pos + 1 < s.length) {
@@ -304,7 +350,7 @@ class Scanner {
   }
 
   /** Whole seconds from an integer timestamp in `precision`, cut (not rounded) exactly. */
-  private parseTimestamp(precision: LpPrecision): number {
+  private parseTimestamp(precision: LpPrecision): number | undefined {
     const s = this.s;
     const start = this.pos;
     for (;;) {
@@ -314,9 +360,17 @@ class Scanner {
     }
     const raw = s.slice(start, this.pos);
     if (!INTEGER.test(raw)) {
-      throw new LpError(`timestamp ${q(raw)} is not an integer (the unit is set by ?precision=, default ns)`);
+      return this.fail(`timestamp ${q(raw)} is not an integer (the unit is set by ?precision=, default ns)`);
     }
-    return toSeconds(raw, precision);
+    const seconds = toSeconds(raw, precision);
+    // InfluxDB stores int64 nanoseconds: beyond that it refuses the point, so it is refused here,
+    // before anything is acknowledged (the normaliser only replaces what it can: 0 and negatives).
+    if (seconds > MAX_TIMESTAMP_SECONDS || seconds < -MAX_TIMESTAMP_SECONDS) {
+      return this.fail(
+        `timestamp ${q(raw)} at precision=${precision} is ${seconds} s, beyond the ±${MAX_TIMESTAMP_SECONDS} s InfluxDB can store (the year 2262); check ?precision=`,
+      );
+    }
+    return seconds;
   }
 }
 

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { DroppedError, type Publisher } from '../publish/publisher.ts';
 import type { MetricSink, PushOptions, PushResult } from './metric.ts';
-import type { Normaliser, NormalisedBatch, RejectCode } from './normalise.ts';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { emptyBatch, type Normaliser, type NormalisedBatch, type RejectCode } from './normalise.ts';
 
 export interface PipelineOptions {
   normaliser: Normaliser;
@@ -15,7 +16,15 @@ export interface PipelineOptions {
   logger: Logger;
   /** Lines longer than this many UTF-8 bytes are refused per metric; default: the publisher's limit. */
   maxLineBytes?: number;
+  /**
+   * A batch is normalised in slices of this many milliseconds, the event loop turning between
+   * them, so a huge push never stalls timers and other requests; default 4.
+   */
+  sliceMs?: number;
 }
+
+/** Metrics normalised between two looks at the slice clock. */
+const SLICE_CHECK_EVERY = 1024;
 
 export interface PipelineStatus {
   pointsIn: number;
@@ -32,6 +41,7 @@ export class Pipeline implements MetricSink {
   private readonly publisher: Publisher;
   private readonly log: Logger;
   private readonly maxLineBytes: number;
+  private readonly sliceMs: number;
   private readonly counters: {
     in: Counter;
     accepted: Counter;
@@ -47,6 +57,7 @@ export class Pipeline implements MetricSink {
     this.log = opts.logger;
     this.maxLineBytes = opts.maxLineBytes ?? opts.publisher.maxLineBytes ?? Number.POSITIVE_INFINITY;
     if (!(this.maxLineBytes > 0)) throw new Error('Pipeline: maxLineBytes must be positive');
+    this.sliceMs = opts.sliceMs ?? 4;
     const registers = [opts.metrics];
     this.counters = {
       in: new Counter({ name: 'nsagent_points_in_total', help: 'Metrics handed to the pipeline.', registers }),
@@ -77,16 +88,19 @@ export class Pipeline implements MetricSink {
   async push(namespace: string, metrics: readonly unknown[], opts: PushOptions = {}): Promise<PushResult> {
     if (typeof namespace !== 'string' || namespace === '') throw new Error('push: namespace must be a non-empty string');
     if (!Array.isArray(metrics)) throw new Error('push: metrics must be an array');
-    const batch = this.normaliser.normaliseBatch(metrics, opts.plugin);
-    this.refuseLongLines(batch);
+    const batch = await this.normaliseInSlices(metrics, opts);
     this.count(metrics.length, batch);
-    if (batch.rejected.length > 0) {
+    if (batch.rejectedCount > 0) {
       this.log.debug(
-        { namespace, plugin: opts.plugin, rejected: batch.rejected.length, first: batch.rejected[0]?.reason },
+        { namespace, plugin: opts.plugin, rejected: batch.rejectedCount, first: batch.rejected[0]?.reason },
         'metrics refused',
       );
     }
-    const result: PushResult = { accepted: batch.lines.length, rejected: batch.rejected.map(({ index, reason }) => ({ index, reason })) };
+    const result: PushResult = {
+      accepted: batch.lines.length,
+      rejected: batch.rejected.map(({ index, reason }) => ({ index, reason })),
+      rejectedCount: batch.rejectedCount,
+    };
     if (opts.returnLines) result.lines = batch.lines;
     if (batch.lines.length > 0) {
       // Nothing here refers to the lines after the call: they die young instead of surviving in
@@ -110,40 +124,20 @@ export class Pipeline implements MetricSink {
     return { ...this.totals, rejected: { ...this.totals.rejected } };
   }
 
-  /** Moves lines the publisher could never send into the refusals, keeping input indexes. */
-  private refuseLongLines(batch: NormalisedBatch): void {
-    const max = this.maxLineBytes;
-    // A UTF-16 unit is at most 3 UTF-8 bytes, so most lines need no byte count at all.
-    let firstLong = -1;
-    for (let i = 0; i < batch.lines.length; i++) {
-      const line = batch.lines[i] as string;
-      if (line.length * 3 > max && Buffer.byteLength(line) > max) {
-        firstLong = i;
-        break;
+  private async normaliseInSlices(metrics: readonly unknown[], opts: PushOptions): Promise<NormalisedBatch> {
+    const batch = emptyBatch();
+    const sliceOpts = { plugin: opts.plugin, maxLineBytes: this.maxLineBytes, maxListedRejections: opts.maxListedRejections };
+    const nowSec = this.normaliser.nowSec();
+    let sliceStart = performance.now();
+    for (let from = 0; from < metrics.length; from += SLICE_CHECK_EVERY) {
+      const to = Math.min(metrics.length, from + SLICE_CHECK_EVERY);
+      this.normaliser.normaliseSlice(metrics, from, to, batch, sliceOpts, nowSec);
+      if (to < metrics.length && performance.now() - sliceStart >= this.sliceMs) {
+        await yieldToLoop();
+        sliceStart = performance.now();
       }
     }
-    if (firstLong < 0) return;
-    // Rare path: rebuild, mapping line positions back to input indexes.
-    const refusedAt = new Set(batch.rejected.map((r) => r.index));
-    const kept: string[] = [];
-    const refused: NormalisedBatch['rejected'] = [];
-    let input = 0;
-    for (const line of batch.lines) {
-      while (refusedAt.has(input)) input++;
-      const bytes = Buffer.byteLength(line);
-      if (bytes > max) {
-        refused.push({
-          index: input,
-          code: 'too_long',
-          reason: `metric: its line is ${bytes} bytes, above the ${max}-byte limit (nsq.maxMessageBytes less the header)`,
-        });
-      } else {
-        kept.push(line);
-      }
-      input++;
-    }
-    batch.lines = kept;
-    batch.rejected = [...batch.rejected, ...refused].sort((a, b) => a.index - b.index);
+    return batch;
   }
 
   private count(pointsIn: number, batch: NormalisedBatch): void {
@@ -153,9 +147,9 @@ export class Pipeline implements MetricSink {
     this.totals.accepted += batch.lines.length;
     if (batch.timestampsReplaced > 0) this.counters.timestampsReplaced.inc(batch.timestampsReplaced);
     this.totals.timestampsReplaced += batch.timestampsReplaced;
-    for (const r of batch.rejected) {
-      this.counters.rejected.inc({ reason: r.code });
-      this.totals.rejected[r.code] = (this.totals.rejected[r.code] ?? 0) + 1;
+    for (const [code, n] of Object.entries(batch.rejectedByCode) as Array<[RejectCode, number]>) {
+      this.counters.rejected.inc({ reason: code }, n);
+      this.totals.rejected[code] = (this.totals.rejected[code] ?? 0) + n;
     }
   }
 }

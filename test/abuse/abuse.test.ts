@@ -199,10 +199,10 @@ test('~20 s of garbage HTTP requests beside normal traffic: every normal point a
     () => fetch(`${base}/plugins/run?ns=${NS}&repo=${encodeURIComponent('--upload-pack=x')}&timeout=99999`),
     () => fetch(`${base}/${'a/'.repeat(4000)}?${'q=1&'.repeat(2000)}`),
     () => fetch(`${base}/me/status`, { method: 'DELETE' }),
-    () => raw(port, 'GET / HTTP/1.1\r\nHost: x\r\n' + 'X-Junk: y\r\n'.repeat(10_000) + '\r\n'),
+    () => raw(port, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n' + 'X-Junk: y\r\n'.repeat(10_000) + '\r\n'),
     () => raw(port, Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])),
-    () => raw(port, 'POST /post?ns=abuse.plain HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n[{"name":', 1500),
-    () => raw(port, 'POST /post?ns=abuse.plain HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzzzz\r\n'),
+    () => raw(port, 'POST /post?ns=abuse.plain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000\r\n\r\n[{"name":', 1500),
+    () => raw(port, 'POST /post?ns=abuse.plain HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzzzz\r\n'),
     () => raw(port, 'GET /health HTTP/1.1\r\n', 2000),
   ];
   const counts = new Map<number, number>();

@@ -33,9 +33,17 @@ describe('HTTP API without a token', () => {
     }
   });
 
-  test('/me/status is the status() dependency in the envelope', async () => {
+  test('/me/status is the status() dependency in the envelope, plus the API\'s own refusals and parse budget', async () => {
     const r = await call(`${api.url}/me/status`);
-    assert.deepEqual(r.json, { ok: true, data: { version: '0.0.0-test', hostname: 'test-host', uptimeSec: 1 } });
+    assert.deepEqual(r.json, {
+      ok: true,
+      data: {
+        version: '0.0.0-test',
+        hostname: 'test-host',
+        uptimeSec: 1,
+        http: { refused: {}, parsing: { maxBytes: 64 * 1024 * 1024, inUseBytes: 0, refused: 0 } },
+      },
+    });
   });
 
   test('/update polls the registry; concurrent calls share one poll', async () => {

@@ -79,7 +79,33 @@ describe('normalise: timestamps', () => {
     assert.equal(ts(1_700_000_000_000_000), String(NOW_S));
     assert.equal(ts(1.7e18), String(NOW_S));
     assert.equal(ts(1e11 + 1), String(NOW_S));
-    assert.equal(ts(1e11), '100000000000');
+  });
+
+  test('seconds beyond what InfluxDB stores (±9,223,372,036 s) are refused, not replaced', () => {
+    assert.equal(ts(9_223_372_036), '9223372036');
+    for (const t of [9_223_372_037, 9.3e9, 5e10, 1e11]) {
+      const out = norm.normalise({ name: 't', value: 1, timestamp: t });
+      assert.equal(out.ok, false, String(t));
+      assert.equal(!out.ok && out.code, 'bad_timestamp');
+      assert.match(!out.ok ? out.reason : '', /beyond the 9223372036 s InfluxDB can store/);
+    }
+  });
+
+  test('series keys over 65,535 bytes (with the longest field key) and field keys InfluxDB misreads are refused', () => {
+    // The limit measured on influxd: escaped key + 4 + longest field key <= 65535.
+    const fits = norm.normalise({ name: 'm', tags: { host: 'h', t: 'x'.repeat(65535 - 'm,host=h,t='.length - 4 - 'value'.length) }, value: 1, timestamp: 1_700_000_000 });
+    assert.equal(fits.ok, true);
+    const over = norm.normalise({ name: 'm', tags: { host: 'h', t: 'x'.repeat(65536 - 'm,host=h,t='.length - 4 - 'value'.length) }, value: 1, timestamp: 1_700_000_000 });
+    assert.equal(!over.ok && over.code, 'key_too_long', JSON.stringify(over).slice(0, 200));
+    const escaped = norm.normalise({ name: 'm', tags: { host: 'h', t: ' '.repeat(40_000) }, value: 1 });
+    assert.equal(!escaped.ok && escaped.code, 'key_too_long', 'escapes count: 40,000 spaces are 80,000 bytes');
+    for (const key of ['f\\ g', 'f\\,g', 'f\\=g', 'a\\\\\\ b']) {
+      const out = norm.normalise({ name: 'm', fields: { [key]: 1 } });
+      assert.equal(!out.ok && out.code, 'bad_field', key);
+      assert.match(!out.ok ? out.reason : '', /backslash before/);
+    }
+    for (const key of ['f\\\\ g', 'a\\b', 'f g', 'f,g=h']) assert.equal(norm.normalise({ name: 'm', fields: { [key]: 1 } }).ok, true, key);
+    assert.equal(norm.normalise({ name: 'm', tags: { 'f\\ g': 'v\\ w' }, value: 1 }).ok, true, 'tags take it');
   });
 
   test('NaN and Infinity become now; fractions are floored; numeric strings are read', () => {
