@@ -183,11 +183,14 @@ function raw(port: number, payload: Buffer | string, holdMs = 0): Promise<void> 
 test('~20 s of garbage HTTP requests beside normal traffic: every normal point arrives, /health answers throughout', { timeout: 120_000 }, async () => {
   const port = Number(new URL(agent.api.base).port);
   const base = agent.api.base;
+  // Made once: a 64 MiB gzipSync per request blocked this test's own event loop for up to seconds
+  // on a loaded machine, so its /health probe timed out while the agent was answering.
+  const gzipBomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20));
   const garbage: Array<() => Promise<unknown>> = [
     () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', body: '{"name": "x", "value": ' }),
     () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', body: '['.repeat(80_000) }),
     () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', body: Buffer.alloc(2 * 1024 * 1024, 0x61) }),
-    () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: gzipSync(Buffer.alloc(64 * 1024 * 1024, 0x20)) }),
+    () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: gzipBomb }),
     () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', headers: { 'content-encoding': 'gzip' }, body: Buffer.from('not gzip at all') }),
     () => fetch(`${base}/post?ns=${NS}`, { method: 'POST', headers: { 'content-encoding': 'zstd' }, body: 'x' }),
     () => fetch(`${base}/post?ns=${NS}&precision=s`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'cpu,,=  value=\n\0\0\0 =,\\\n'.repeat(1000) }),
