@@ -21,7 +21,7 @@ const POLL_MS = 20;
 const LOG_LINES = 50;
 
 export type InfluxVersion = '1.6' | '1.8';
-export type ServerBinary = 'nsqd' | 'nsqlookupd' | 'nsq_tail' | 'influxd-1.6' | 'influxd-1.8';
+export type ServerBinary = 'nsqd' | 'nsqlookupd' | 'nsq_tail' | 'influxd-1.6' | 'influxd-1.8' | 'toxiproxy-server';
 
 export function serversDir(): string {
   return fileURLToPath(new URL('../../.cache/servers/', import.meta.url));
@@ -83,7 +83,7 @@ function removeTempRoot(): void {
   tempRoot = undefined;
 }
 
-function tempDir(prefix: string): string {
+export function tempDir(prefix: string): string {
   tempRoot ??= mkdtempSync(join(tmpdir(), 'ns-agent-servers-'));
   return mkdtempSync(join(tempRoot, prefix));
 }
@@ -116,7 +116,7 @@ async function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'tim
 }
 
 /** One run of a server binary, with its recent log lines and its exit as a promise. */
-class Proc {
+export class Proc {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
   readonly exited: Promise<void>;
@@ -206,7 +206,7 @@ class Proc {
   }
 }
 
-abstract class Server {
+export abstract class Server {
   protected proc: Proc | undefined;
 
   get pid(): number | undefined {
