@@ -4,7 +4,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -547,12 +548,43 @@ class Influxd extends Server implements InfluxdHandle {
   // Ports of the run being started; they become the server's only once it answers.
   private pendingPorts = { port: 0, rpcPort: 0 };
 
-  constructor(readonly version: InfluxVersion, readonly dir: string) {
+  constructor(readonly version: InfluxVersion, readonly dir: string, private readonly tls?: InfluxdTlsOptions) {
     super();
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+  }
+
+  /** fetch, or https.request trusting the test CA (Node's fetch takes no CA). */
+  private async http(url: string, init: { method?: string; body?: URLSearchParams } = {}): Promise<{ status: number; text: string }> {
+    if (!this.tls) {
+      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+      return { status: res.status, text: await res.text() };
+    }
+    const ca = readFileSync(this.tls.caFile);
+    const body = init.body?.toString();
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        {
+          method: init.method ?? 'GET',
+          ca,
+          timeout: 5000,
+          headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   protected async spawn(): Promise<Proc> {
@@ -578,6 +610,9 @@ bind-address = "127.0.0.1:${rpcPort}"
   enabled = false
 [http]
   bind-address = "127.0.0.1:${port}"
+  https-enabled = ${this.tls ? 'true' : 'false'}
+  https-certificate = "${this.tls?.certFile ?? ''}"
+  https-private-key = "${this.tls?.keyFile ?? ''}"
   log-enabled = false
   pprof-enabled = false
 [[udp]]
@@ -600,7 +635,22 @@ bind-address = "127.0.0.1:${rpcPort}"
   }
 
   protected async ready(proc: Proc, deadline: number): Promise<void> {
-    await proc.waitForHttp(`http://127.0.0.1:${this.pendingPorts.port}/ping`, 204, deadline);
+    if (!this.tls) {
+      await proc.waitForHttp(`http://127.0.0.1:${this.pendingPorts.port}/ping`, 204, deadline);
+    } else {
+      let last = 'no answer';
+      for (;;) {
+        if (proc.exitStatus !== undefined || Date.now() > deadline) throw proc.fail(`did not answer 204 on https /ping (last: ${last})`);
+        try {
+          const { status } = await this.http(`https://127.0.0.1:${this.pendingPorts.port}/ping`);
+          if (status === 204) break;
+          last = `HTTP ${status}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        await delay(POLL_MS * 5);
+      }
+    }
     ({ port: this.port, rpcPort: this.rpcPort } = this.pendingPorts);
   }
 
@@ -608,9 +658,9 @@ bind-address = "127.0.0.1:${rpcPort}"
     const search = new URLSearchParams({ db, q: influxql, ...params });
     const read = /^\s*(SELECT|SHOW)\b/i.test(influxql) && !/\bINTO\b/i.test(influxql);
     const res = read
-      ? await fetch(`${this.url}/query?${search}`)
-      : await fetch(`${this.url}/query`, { method: 'POST', body: search });
-    const text = await res.text();
+      ? await this.http(`${this.url}/query?${search}`)
+      : await this.http(`${this.url}/query`, { method: 'POST', body: search });
+    const text = res.text;
     let body: InfluxQueryResult;
     try {
       body = JSON.parse(text) as InfluxQueryResult;
@@ -618,7 +668,7 @@ bind-address = "127.0.0.1:${rpcPort}"
       throw new Error(`influxd query ${influxql}: HTTP ${res.status} ${text}`);
     }
     const error = body.error ?? body.results?.find((r) => r.error)?.error;
-    if (!res.ok || error) throw new Error(`influxd query ${influxql}: HTTP ${res.status} ${error ?? text}`);
+    if (res.status >= 300 || error) throw new Error(`influxd query ${influxql}: HTTP ${res.status} ${error ?? text}`);
     return body;
   }
 
@@ -638,8 +688,16 @@ bind-address = "127.0.0.1:${rpcPort}"
   }
 }
 
-export async function startInfluxd(opts: { version?: InfluxVersion } = {}): Promise<InfluxdHandle> {
+export interface InfluxdTlsOptions {
+  certFile: string;
+  keyFile: string;
+  /** The CA this helper trusts for its own queries. */
+  caFile: string;
+}
+
+/** With tls: HTTPS only (influxd serves one protocol on its HTTP port), url is https://. */
+export async function startInfluxd(opts: { version?: InfluxVersion; tls?: InfluxdTlsOptions } = {}): Promise<InfluxdHandle> {
   const version = opts.version ?? '1.6';
   binaryPath(`influxd-${version}`);
-  return new Influxd(version, tempDir(`influxd-${version}-`)).start();
+  return new Influxd(version, tempDir(`influxd-${version}-`), opts.tls).start();
 }
