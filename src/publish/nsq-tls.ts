@@ -4,7 +4,9 @@
 // and nothing else, so the certificate is checked against the dialled host only and a refusal
 // reads "unable to verify the first certificate". Each connection therefore gets its own upgrade
 // (an instance property, nothing global): same steps as nsqjs's, plus the server name and a
-// sentence that says which check failed.
+// sentence that says which check failed. nsqjs also leaves its deflate/snappy streams without an
+// 'error' listener, so a connection cut mid-frame ("unexpected end of file") would crash the
+// process: each compressed connection routes those errors to its socket, which nsqjs handles.
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import type { Reader, Writer } from 'nsqjs';
@@ -40,6 +42,7 @@ interface NsqjsConnection {
   conn: import('node:net').Socket;
   outWriter: unknown;
   startTLS(callback?: () => void): void;
+  startCompression(inflater: NodeJS.EventEmitter, deflater: NodeJS.EventEmitter): void;
   registerStreamListeners(conn: import('node:net').Socket): void;
 }
 
@@ -50,10 +53,14 @@ export function nsqConnectionSecurity(cfg: NsqLinkSecurityConfig, where: string)
   if (cfg.compression === 'snappy') options.snappy = true;
   if (cfg.authSecret !== undefined) options.authSecret = cfg.authSecret;
   const tlsCfg = cfg.tls;
-  if (!tlsCfg) return { options, prepareWriter: () => {}, prepareReader: () => {} };
-  options.tls = true;
-  const material = loadTlsMaterial(tlsCfg, `${where}.tls`);
-  const upgrade = (c: NsqjsConnection): void => installUpgrade(c, material, tlsCfg);
+  const compressed = options.deflate === true || options.snappy === true;
+  if (!tlsCfg && !compressed) return { options, prepareWriter: () => {}, prepareReader: () => {} };
+  if (tlsCfg) options.tls = true;
+  const material = tlsCfg ? loadTlsMaterial(tlsCfg, `${where}.tls`) : undefined;
+  const upgrade = (c: NsqjsConnection): void => {
+    if (tlsCfg && material) installUpgrade(c, material, tlsCfg);
+    if (compressed) guardCompression(c);
+  };
   return {
     options,
     prepareWriter(writer) {
@@ -69,6 +76,14 @@ export function nsqConnectionSecurity(cfg: NsqLinkSecurityConfig, where: string)
         register(conn);
       };
     },
+  };
+}
+
+function guardCompression(c: NsqjsConnection): void {
+  const start = c.startCompression;
+  c.startCompression = function startCompression(inflater, deflater): void {
+    for (const stream of [inflater, deflater]) stream.on('error', (err: Error) => this.conn.destroy(err));
+    start.call(this, inflater, deflater);
   };
 }
 

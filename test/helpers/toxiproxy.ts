@@ -95,6 +95,8 @@ export interface ToxiproxyHandle {
   call(method: string, path: string, body?: unknown): Promise<unknown>;
   /** Proxies 127.0.0.1:<free port> to `upstream` ("host:port"). */
   link(name: string, upstream: string): Promise<ToxiLink>;
+  /** Bytes a proxy carried so far, each way (needs startToxiproxy({ proxyMetrics: true })). */
+  bytes(name: string): Promise<{ upstream: number; downstream: number }>;
   stop(): Promise<void>;
   kill(): Promise<void>;
 }
@@ -103,13 +105,19 @@ class Toxiproxy extends Server implements ToxiproxyHandle {
   private port = 0;
   private pendingPort = 0;
 
+  constructor(private readonly proxyMetrics: boolean) {
+    super();
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
 
   protected async spawn(): Promise<Proc> {
     this.pendingPort = this.port || (await freePort());
-    return new Proc('toxiproxy', binaryPath('toxiproxy-server'), ['-host', '127.0.0.1', '-port', String(this.pendingPort)]);
+    return new Proc('toxiproxy', binaryPath('toxiproxy-server'), [
+      '-host', '127.0.0.1', '-port', String(this.pendingPort), ...(this.proxyMetrics ? ['-proxy-metrics'] : []),
+    ]);
   }
 
   protected async ready(proc: Proc, deadline: number): Promise<void> {
@@ -127,6 +135,20 @@ class Toxiproxy extends Server implements ToxiproxyHandle {
     return text === '' ? undefined : (JSON.parse(text) as unknown);
   }
 
+  async bytes(name: string): Promise<{ upstream: number; downstream: number }> {
+    const res = await fetch(`${this.url}/metrics`);
+    const text = await res.text();
+    const out = { upstream: 0, downstream: 0 };
+    // What toxiproxy passed on: toxiproxy_proxy_sent_bytes_total{direction=…,proxy=…} N
+    for (const m of text.matchAll(/^toxiproxy_proxy_sent_bytes_total\{([^}]*)\} (\S+)$/gm)) {
+      const labels = m[1] ?? '';
+      if (!labels.includes(`proxy="${name}"`)) continue;
+      if (labels.includes('direction="upstream"')) out.upstream += Number(m[2]);
+      if (labels.includes('direction="downstream"')) out.downstream += Number(m[2]);
+    }
+    return out;
+  }
+
   async link(name: string, upstream: string): Promise<ToxiLink> {
     // Port 0 would do, but toxiproxy reports it back only in the listing; a free port is simpler.
     for (let attempt = 0; ; attempt++) {
@@ -141,7 +163,7 @@ class Toxiproxy extends Server implements ToxiproxyHandle {
   }
 }
 
-export async function startToxiproxy(): Promise<ToxiproxyHandle> {
+export async function startToxiproxy(opts: { proxyMetrics?: boolean } = {}): Promise<ToxiproxyHandle> {
   binaryPath('toxiproxy-server');
-  return new Toxiproxy().start();
+  return new Toxiproxy(opts.proxyMetrics ?? false).start();
 }
