@@ -34,6 +34,8 @@ interface RelayPhase {
   gzip: boolean;
   /** sender.maxConcurrentWrites; default 4. */
   concurrentWrites?: number;
+  /** relay.maxInFlight and sender.maxQueuedPoints: the memory bounds (defaults 200 and 200,000). */
+  lean?: boolean;
 }
 
 interface RelayResult extends RelayPhase {
@@ -89,8 +91,11 @@ async function relayPhase(
     registry: { source: 'file', file: registry },
     http: { listen: `127.0.0.1:${httpPort}` },
     nsq: { nsqdTcpAddresses: [nsqd.tcpAddress] },
-    relay: { channel: 'gateway' },
-    sender: { backends: [{ name: 'central', url: `https://${link.listen}`, tls: { caFile: certs.caFile }, gzip: phase.gzip }], maxConcurrentWrites: phase.concurrentWrites ?? 4 },
+    relay: { channel: 'gateway', ...(phase.lean ? { maxInFlight: 50 } : {}) },
+    sender: {
+      ...(phase.lean ? { maxQueuedPoints: 50_000 } : {}),
+      backends: [{ name: 'central', url: `https://${link.listen}`, tls: { caFile: certs.caFile }, gzip: phase.gzip }], maxConcurrentWrites: phase.concurrentWrites ?? 4,
+    },
   });
   // The compiled agent, as operators run it (tsx alone adds ~50 MB of RSS).
   const run = runAgent(['relay', '-f', file], { NS_AGENT_FROM_SOURCE: '0' });
@@ -179,6 +184,8 @@ export default async function gatewayBench(ctx: BenchContext): Promise<string> {
       { name: `${LATENCY_MS} ms each way, TLS, no gzip`, latencyMs: LATENCY_MS, gzip: false },
       // A long link wants more requests in flight: throughput per connection is batch / round trip.
       { name: `${LATENCY_MS} ms each way, TLS, gzip, 8 writes in flight`, latencyMs: LATENCY_MS, gzip: true, concurrentWrites: 8 },
+      // Memory follows what is held in flight: 50 messages per topic, 50,000 points queued.
+      { name: `${LATENCY_MS} ms each way, TLS, gzip, relay.maxInFlight 50, sender.maxQueuedPoints 50,000`, latencyMs: LATENCY_MS, gzip: true, lean: true },
     ];
     const results: RelayResult[] = [];
     for (const [i, phase] of phases.entries()) results.push(await relayPhase(phase, i, points, ctx, { nsqd, toxiproxy, certs }));
