@@ -2,6 +2,9 @@
 // a throwaway CA, gzip bodies, Basic credentials. A wrong CA or name is refused with a sentence
 // that says which.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { backendSchema, type BackendConfig } from '../../src/config/schema.ts';
 import { BackendClient } from '../../src/sender/backend-client.ts';
@@ -75,6 +78,41 @@ describe('sender → backend over HTTPS', () => {
 
   test('a missing CA file stops construction with the key and the path', () => {
     assert.throws(() => client({ tls: { caFile: `${certs.dir}/nope.crt` } }), /backend "central" tls\.caFile: cannot read ".*nope\.crt" \(ENOENT\)/);
+  });
+});
+
+describe('sender → backend behind a proxy that asks for a client certificate', () => {
+  // influxd 1.x does not verify client certificates; a TLS front (nginx, a load balancer) does.
+  test('the client certificate opens it; without one the refusal says so', async () => {
+    const server = createHttpsServer(
+      { cert: readFileSync(certs.serverCertFile), key: readFileSync(certs.serverKeyFile), ca: readFileSync(certs.caFile), requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(204).end());
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const make = (tls: Record<string, string>): BackendClient =>
+      new BackendClient({ backend: backendSchema.parse({ name: 'front', url, tls, timeoutMs: 5000 }), maxSockets: 1 });
+    const withCert = make({ caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile });
+    const without = make({ caFile: certs.caFile });
+    const stranger = make({ caFile: certs.caFile, certFile: certs.strangerCertFile, keyFile: certs.strangerKeyFile });
+    try {
+      const refused = await without.write('ns', lines(3, 'm'));
+      assert.equal(refused.kind, 'retryable');
+      assert.match((refused as { message: string }).message, /backend "front": the server refused a missing client certificate/);
+      assert.deepEqual(await withCert.write('ns', lines(3, 'm')), { kind: 'ok' });
+      // A certificate from another CA: Node's TLS server resets without an alert, so the client
+      // learns only that the connection was cut; it is refused all the same.
+      assert.equal((await stranger.write('ns', lines(3, 'm'))).kind, 'retryable');
+    } finally {
+      withCert.close();
+      without.close();
+      stranger.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
 
