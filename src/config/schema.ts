@@ -42,10 +42,7 @@ const nsqLinkFields = {
   /** Compression negotiated with nsqd (it must allow it: --deflate / --snappy, on by default). */
   compression: z.enum(['none', 'deflate', 'snappy']).optional(),
   /** Sent in AUTH to an nsqd run with --auth-http-address; use "${ENV_VAR}". */
-  authSecret: z
-    .string()
-    .optional()
-    .transform((s) => (s === '' ? undefined : s)),
+  authSecret: secret,
 };
 
 export const logSchema = z
