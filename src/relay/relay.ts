@@ -561,8 +561,6 @@ export interface CreateRelayDeps {
   sender: GatewaySender;
   /** The registry's namespaces; required unless relay.topicsFrom is "lookupd". */
   namespaces?: NamespaceSource;
-  /** TLS, compression and AUTH towards nsqd (nsq-tls.ts); absent = plain TCP. */
-  security?: NsqConnectionSecurity;
   logger: Logger;
   clock?: Clock;
   metrics?: Registry;
