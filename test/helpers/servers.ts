@@ -559,7 +559,7 @@ class Influxd extends Server implements InfluxdHandle {
   /** fetch, or https.request trusting the test CA (Node's fetch takes no CA). */
   private async http(url: string, init: { method?: string; body?: URLSearchParams } = {}): Promise<{ status: number; text: string }> {
     if (!this.tls) {
-      const res = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+      const res = await fetch(url, init);
       return { status: res.status, text: await res.text() };
     }
     const ca = readFileSync(this.tls.caFile);
@@ -570,7 +570,8 @@ class Influxd extends Server implements InfluxdHandle {
         {
           method: init.method ?? 'GET',
           ca,
-          timeout: 5000,
+          // Socket idle time: a count over millions of points can take a while to start answering.
+          timeout: 120_000,
           headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
         },
         (res) => {
