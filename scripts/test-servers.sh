@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests run against into .cache/servers/ (git-ignored): nsqd tools
-# from Go modules, InfluxDB 1.6 from Debian, InfluxDB 1.8 from Go modules when it builds; and
+# from Go modules, InfluxDB 1.6 from Debian, InfluxDB 1.8 from Go modules when it builds,
+# toxiproxy (a TCP proxy that makes a loopback link slow, narrow or broken) from Go modules; and
 # installs Debian's Chromium, the browser the /ui page's tests drive.
 # Idempotent: anything already cached is reported and left alone.
 set -euo pipefail
@@ -11,6 +12,7 @@ BIN="$OUT/bin"
 NSQ_VERSION=v1.3.0
 INFLUX18_VERSION=v1.8.10
 INFLUX18_TIMEOUT="${INFLUX18_TIMEOUT:-900}"
+TOXIPROXY_VERSION=v2.5.0
 mkdir -p "$BIN"
 
 build_nsq() {
@@ -94,7 +96,24 @@ install_chromium() {
   echo "chromium: installed /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null))"
 }
 
+build_toxiproxy() {
+  local stamp="$OUT/toxiproxy.version" bin="$BIN/toxiproxy-server"
+  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$TOXIPROXY_VERSION" ]]; then
+    echo "toxiproxy-server: cached $bin"
+    return
+  fi
+  local start=$SECONDS gobin
+  gobin="$(mktemp -d)"
+  # The module's server command is cmd/server; go install names the binary "server".
+  GOBIN="$gobin" CGO_ENABLED=0 go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv "$gobin/server" "$bin"
+  rm -rf "$gobin"
+  echo "$TOXIPROXY_VERSION" >"$stamp"
+  echo "toxiproxy-server: built $bin ($((SECONDS - start))s)"
+}
+
 build_nsq
 install_influx16
 build_influx18
 install_chromium
+build_toxiproxy

@@ -72,8 +72,8 @@ export class Agent {
   /**
    * Builds the parts in start order, sinks first and sources last:
    * sender → publisher → relay → scheduler → plugins → registry → HTTP.
-   * The relay role keeps only the sender, the relay (with the registry when it names the
-   * topics) and HTTP.
+   * The relay role keeps the sender, the relay (with the registry when it names the topics), a
+   * publisher and the points pipeline for pushes into the gateway (/post, /api/push), and HTTP.
    */
   private compose(): void {
     const cfg = this.config;
@@ -94,8 +94,10 @@ export class Agent {
       this.statusProviders.set('sender', () => sender?.status());
     }
 
+    // Also in the relay role: a data centre's gateway takes its clients' pushes, with the agent's
+    // guarantees (through its nsqd when the nsq section names one, else in-process to the sender).
     let pipeline: NamespaceMeter | undefined;
-    if (!relayRole) {
+    {
       const publisher: Publisher = cfg.nsq
         ? createNsqPublisher({ ...cfg.nsq, metrics, logger: child('publish'), clock })
         : new InProcessPublisher({
@@ -148,7 +150,7 @@ export class Agent {
     }
 
     let plugins: PluginManager | undefined;
-    if (pipeline && registry) {
+    if (pipeline && registry && !relayRole) {
       const scheduler = new Scheduler({ hostname: cfg.hostname, logger: child('scheduler'), clock, metrics });
       const pluginManager = new PluginManager({
         config: cfg.plugins,

@@ -17,6 +17,36 @@ const secret = z
   .optional()
   .transform((s) => (s === '' ? undefined : s));
 
+/**
+ * TLS for a hop that can leave the data centre (nsqd, backends). Present = TLS on; every file is
+ * PEM. Default CA list: the system's.
+ */
+export const tlsSchema = z
+  .object({
+    /** CA(s) that signed the server's certificate. */
+    caFile: z.string().min(1).optional(),
+    /** Client certificate and its key, for servers that ask for one. */
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    /** The name the server's certificate must hold; default: the host of the address. */
+    serverName: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if ((t.certFile === undefined) !== (t.keyFile === undefined)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [t.certFile ? 'keyFile' : 'certFile'], message: 'certFile and keyFile go together: give both or neither' });
+    }
+  });
+
+/** NSQ's own link options (TLS, compression, auth), the same for the publisher and the relay. */
+const nsqLinkFields = {
+  tls: tlsSchema.optional(),
+  /** Compression negotiated with nsqd (it must allow it: --deflate / --snappy, on by default). */
+  compression: z.enum(['none', 'deflate', 'snappy']).optional(),
+  /** Sent in AUTH to an nsqd run with --auth-http-address; use "${ENV_VAR}". */
+  authSecret: secret,
+};
+
 export const logSchema = z
   .object({
     /** pino level: trace, debug, info, warn, error, fatal, silent. */
@@ -203,6 +233,7 @@ export const nsqSchema = z
     reconnectMinMs: z.number().int().min(10).default(200),
     reconnectMaxMs: z.number().int().min(10).default(10_000),
     spool: spoolSchema.default({}),
+    ...nsqLinkFields,
   })
   .strict()
   .superRefine((n, ctx) => {
@@ -244,8 +275,29 @@ export const backendSchema = z
     timeoutMs: z.number().int().min(100).default(10_000),
     /** On 404 "database not found": CREATE DATABASE "<namespace>" via /query, then write again. */
     createDatabase: z.boolean().default(true),
+    /** HTTP Basic credentials (every InfluxDB 1.x); use "${ENV_VAR}". Instead of a token. */
+    username: secret,
+    password: secret,
+    /**
+     * gzip write bodies over 1 KiB (Content-Encoding: gzip), as Telegraf does by default.
+     * Absent = true; optional so that a BackendConfig built in code needs no new key.
+     */
+    gzip: z.boolean().optional(),
+    /** TLS settings for an https:// url. */
+    tls: tlsSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.tls && !b.url.startsWith('https:')) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls'], message: 'tls needs an https:// url' });
+    }
+    if (b.password !== undefined && b.username === undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['username'], message: 'password given without username' });
+    }
+    if (b.username !== undefined && b.token !== undefined) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['username'], message: 'give either token or username/password, not both' });
+    }
+  });
 
 export const senderSchema = z
   .object({
@@ -327,6 +379,8 @@ export const relaySchema = z
     maxTopics: z.number().int().min(1).default(REGISTRY_LIMITS.maxNamespaces),
     /** stop(): how long in-flight messages may take to be written before they are requeued. */
     drainTimeoutMs: z.number().int().min(0).default(10_000),
+    /** TLS, compression and auth towards nsqd; each absent one is taken from the nsq section. */
+    ...nsqLinkFields,
   })
   .strict();
 
@@ -406,3 +460,4 @@ export type BackendConfig = SenderConfig['backends'][number];
 export type FileSinkConfig = SenderConfig['fileSink'];
 export type RelayConfig = AgentConfig['relay'];
 export type HttpConfig = AgentConfig['http'];
+export type TlsConfig = z.output<typeof tlsSchema>;

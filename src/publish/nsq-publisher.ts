@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { LinkDownError, NsqdLink, type LinkStatus } from './nsqd-link.ts';
+import { nsqConnectionSecurity, type NsqLinkSecurityConfig } from './nsq-tls.ts';
 import { Batch, Packer, Ticket } from './packer.ts';
 import { PublishMetrics, type PublishTotals } from './publish-metrics.ts';
 import type { Publisher } from './publisher.ts';
@@ -39,6 +40,10 @@ export interface NsqPublisherOptions {
   clock?: Clock;
   /** An MPUB unanswered this long kills its connection; its batch is resent or spooled. */
   publishTimeoutMs?: number;
+  /** nsq.tls, nsq.compression, nsq.authSecret: how each link talks to its nsqd. */
+  tls?: NsqLinkSecurityConfig['tls'];
+  compression?: NsqLinkSecurityConfig['compression'];
+  authSecret?: NsqLinkSecurityConfig['authSecret'];
   /** start() waits up to this long for a first nsqd, so the first batches are not spooled. */
   connectWaitMs?: number;
   /** stop() waits up to this long for batches in flight before spooling them. */
@@ -133,6 +138,7 @@ export class NsqPublisher implements Publisher {
     });
     this.maxLineBytes = this.packer.maxLineBytes;
     const publishTimeoutMs = opts.publishTimeoutMs ?? 10_000;
+    const security = nsqConnectionSecurity(opts, 'nsq');
     this.links = opts.nsqdTcpAddresses.map(
       (address) =>
         new NsqdLink({
@@ -143,6 +149,7 @@ export class NsqPublisher implements Publisher {
           reconnectMaxMs: opts.reconnectMaxMs,
           publishTimeoutMs,
           onChange: () => this.pump(),
+          security,
         }),
     );
     this.spool = new Spool({ ...opts.spool, logger: this.log.child({ part: 'spool' }), clock: this.clock });

@@ -4,6 +4,7 @@
 import { Writer } from 'nsqjs';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
+import type { NsqConnectionSecurity } from './nsq-tls.ts';
 
 export type LinkState = 'idle' | 'connecting' | 'ready' | 'down' | 'stopped';
 
@@ -18,6 +19,8 @@ export interface NsqdLinkOptions {
   publishTimeoutMs: number;
   /** Called when the link becomes ready to publish, and when it goes down. */
   onChange: (link: NsqdLink) => void;
+  /** TLS, compression and AUTH towards nsqd (nsq-tls.ts); absent = plain TCP. */
+  security?: NsqConnectionSecurity;
 }
 
 export interface LinkStatus {
@@ -162,7 +165,7 @@ export class NsqdLink {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'connecting';
     this.loggedThisAttempt = false;
-    const writer = new Writer(this.host, this.port, { clientId: 'ns-agent' });
+    const writer = new Writer(this.host, this.port, { clientId: 'ns-agent', ...this.opts.security?.options });
     this.writer = writer;
     // Every event is checked against the current writer: an old one can still emit after it was
     // replaced, and an 'error' without a listener would crash the process.
@@ -170,6 +173,7 @@ export class NsqdLink {
     writer.on('ready', () => this.onReady(writer));
     writer.on('closed', () => this.onClosed(writer));
     writer.connect();
+    this.opts.security?.prepareWriter(writer);
   }
 
   private onReady(writer: Writer): void {

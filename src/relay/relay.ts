@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { decodeMessage } from '../publish/envelope.ts';
+import { nsqConnectionSecurity, type NsqConnectionSecurity, type NsqLinkSecurityConfig } from '../publish/nsq-tls.ts';
 import { DeadLetterLog } from '../sender/dead-letter.ts';
 import { splitLines } from '../sender/line-protocol.ts';
 import { RetryableWriteError, type GatewaySender } from '../sender/types.ts';
@@ -32,6 +33,8 @@ export interface RelayOptions {
   sender: GatewaySender;
   /** The registry's namespaces; required unless relay.topicsFrom is "lookupd". */
   namespaces?: NamespaceSource;
+  /** TLS, compression and AUTH towards nsqd (nsq-tls.ts); absent = plain TCP. */
+  security?: NsqConnectionSecurity;
   /** Absolute; the invalid-messages file goes here (sender.deadLetterDir). */
   deadLetterDir: string;
   deadLetterMaxFileBytes: number;
@@ -289,7 +292,9 @@ export class Relay {
       requeueDelay: this.cfg.requeueMinMs,
       // What nsqd buffers for us is lost if it is SIGKILLed: ask for the shortest buffer.
       outputBufferTimeout: this.cfg.outputBufferTimeoutMs,
+      ...this.opts.security?.options,
     });
+    this.opts.security?.prepareReader(reader);
     const tr: TopicReader = {
       topic,
       reader,
@@ -625,6 +630,7 @@ export function createRelay(config: RelayConfigSource, deps: CreateRelayDeps): R
     topicPrefix: config.nsq?.topicPrefix ?? 'ns.',
     sender: deps.sender,
     namespaces: deps.namespaces,
+    security: relayLinkSecurity(config),
     deadLetterDir: config.sender.deadLetterDir,
     deadLetterMaxFileBytes: config.sender.deadLetterMaxFileBytes,
     logger: deps.logger,
@@ -636,6 +642,19 @@ export function createRelay(config: RelayConfigSource, deps: CreateRelayDeps): R
 /** The parts of ResolvedConfig the relay reads. */
 export interface RelayConfigSource {
   relay: RelayConfig;
-  nsq?: { nsqdTcpAddresses: string[]; topicPrefix: string } | undefined;
+  nsq?: ({ nsqdTcpAddresses: string[]; topicPrefix: string } & NsqLinkSecurityConfig) | undefined;
   sender: { deadLetterDir: string; deadLetterMaxFileBytes: number };
+}
+
+/** relay.tls / compression / authSecret, each falling back to the nsq section's. */
+function relayLinkSecurity(config: RelayConfigSource): NsqConnectionSecurity {
+  const { relay, nsq } = config;
+  return nsqConnectionSecurity(
+    {
+      tls: relay.tls ?? nsq?.tls,
+      compression: relay.compression ?? nsq?.compression,
+      authSecret: relay.authSecret ?? nsq?.authSecret,
+    },
+    relay.tls ? 'relay' : 'nsq',
+  );
 }

@@ -9,6 +9,7 @@ import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import type { Transport } from '@influxdata/influxdb-client';
 import { abortScope } from '../abort-scope.ts';
 import type { BackendConfig } from '../config/schema.ts';
+import { describeTlsError, loadTlsMaterial } from '../tls.ts';
 import { retryAfterMs } from './write-errors.ts';
 
 export type WriteAnswer =
@@ -41,6 +42,8 @@ export function databaseFor(namespace: string): string {
 }
 
 const LP_HEADERS = { 'content-type': 'text/plain; charset=utf-8', accept: 'application/json' };
+/** Bodies below this go plain: gzip's header and CPU buy nothing on a few lines. */
+const GZIP_MIN_BYTES = 1024;
 
 export class BackendClient {
   readonly name: string;
@@ -63,8 +66,9 @@ export class BackendClient {
     this.name = backend.name;
     this.backend = backend;
     this.now = opts.now ?? Date.now;
+    const tls = url.protocol === 'https:' && backend.tls ? loadTlsMaterial(backend.tls, `backend "${backend.name}" tls`) : {};
     const Agent = url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets });
+    this.agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets, ...tls });
     // No token here: the transport would send "Token …", which only v2 (and 1.8+) accept.
     // timeout: the transport's socket idle timeout (10 s by default) must not cut in before ours.
     this.transport = new InfluxDB({ url: backend.url, timeout: backend.timeoutMs + 1000, transportOptions: { agent: this.agent } }).transport;
@@ -86,7 +90,7 @@ export class BackendClient {
 
   async write(namespace: string, body: string): Promise<WriteAnswer> {
     try {
-      await this.request(this.writePath(namespace), body, 'POST', LP_HEADERS);
+      await this.request(this.writePath(namespace), body, 'POST', LP_HEADERS, this.backend.gzip !== false ? GZIP_MIN_BYTES : undefined);
       return { kind: 'ok' };
     } catch (err) {
       return this.classify(err);
@@ -123,10 +127,11 @@ export class BackendClient {
     this.agent.destroy();
   }
 
-  private async request(path: string, body: string, method: string, headers: Record<string, string>): Promise<unknown> {
+  private async request(path: string, body: string, method: string, headers: Record<string, string>, gzipThreshold?: number): Promise<unknown> {
     const scope = abortScope(this.closing.signal, this.backend.timeoutMs);
     try {
-      return (await this.transport.request(path, body, { method, headers: { ...this.auth, ...headers }, signal: scope.signal })) as unknown;
+      const options = { method, headers: { ...this.auth, ...headers }, signal: scope.signal, ...(gzipThreshold === undefined ? {} : { gzipThreshold }) };
+      return (await this.transport.request(path, body, options)) as unknown;
     } finally {
       scope.dispose();
     }
@@ -145,6 +150,8 @@ export class BackendClient {
       return { kind: 'retryable', status, message: `HTTP ${status}: ${message}`, ...(wait === undefined ? {} : { retryAfterMs: wait }) };
     }
     const e = err as Error & { code?: string };
+    const tlsProblem = describeTlsError(e, `backend "${this.name}"`, this.backend.tls ?? {});
+    if (tlsProblem) return { kind: 'retryable', message: tlsProblem };
     if (e.name === 'AbortError' || e.name === 'TimeoutError') {
       return { kind: 'retryable', message: `no answer within ${this.backend.timeoutMs} ms` };
     }
@@ -171,12 +178,16 @@ function errorText(err: HttpError): string {
 }
 
 /**
+ * username/password: HTTP Basic, either API.
  * v2: `Authorization: Token <token>` (InfluxDB 2.x/3.x tokens; "user:password" on 1.8).
  * v1: a "user:password" token goes as HTTP Basic auth, which every 1.x accepts; any other
  * token as `Token <token>`.
  */
 function authHeaders(backend: BackendConfig): Record<string, string> {
-  const { token, api } = backend;
+  const { token, api, username, password } = backend;
+  if (username !== undefined) {
+    return { authorization: `Basic ${Buffer.from(`${username}:${password ?? ''}`, 'utf8').toString('base64')}` };
+  }
   if (!token) return {};
   if (api === 'v1' && token.includes(':')) {
     return { authorization: `Basic ${Buffer.from(token, 'utf8').toString('base64')}` };

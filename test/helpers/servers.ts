@@ -4,7 +4,8 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,7 +22,7 @@ const POLL_MS = 20;
 const LOG_LINES = 50;
 
 export type InfluxVersion = '1.6' | '1.8';
-export type ServerBinary = 'nsqd' | 'nsqlookupd' | 'nsq_tail' | 'influxd-1.6' | 'influxd-1.8';
+export type ServerBinary = 'nsqd' | 'nsqlookupd' | 'nsq_tail' | 'influxd-1.6' | 'influxd-1.8' | 'toxiproxy-server';
 
 export function serversDir(): string {
   return fileURLToPath(new URL('../../.cache/servers/', import.meta.url));
@@ -83,7 +84,7 @@ function removeTempRoot(): void {
   tempRoot = undefined;
 }
 
-function tempDir(prefix: string): string {
+export function tempDir(prefix: string): string {
   tempRoot ??= mkdtempSync(join(tmpdir(), 'ns-agent-servers-'));
   return mkdtempSync(join(tempRoot, prefix));
 }
@@ -116,7 +117,7 @@ async function raceTimeout<T>(promise: Promise<T>, ms: number): Promise<T | 'tim
 }
 
 /** One run of a server binary, with its recent log lines and its exit as a promise. */
-class Proc {
+export class Proc {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
   readonly exited: Promise<void>;
@@ -206,7 +207,7 @@ class Proc {
   }
 }
 
-abstract class Server {
+export abstract class Server {
   protected proc: Proc | undefined;
 
   get pid(): number | undefined {
@@ -556,7 +557,39 @@ class Influxd extends Server implements InfluxdHandle {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+  }
+
+  /** fetch, or https.request trusting the test CA (Node's fetch takes no CA). */
+  private async http(url: string, init: { method?: string; body?: URLSearchParams } = {}): Promise<{ status: number; text: string }> {
+    if (!this.opts.tls) {
+      const res = await fetch(url, init);
+      return { status: res.status, text: await res.text() };
+    }
+    const ca = readFileSync(this.opts.tls.caFile);
+    const body = init.body?.toString();
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        {
+          method: init.method ?? 'GET',
+          ca,
+          // Socket idle time: a count over millions of points can take a while to start answering.
+          timeout: 120_000,
+          headers: body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded' },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer from ${url}`)));
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   protected async spawn(): Promise<Proc> {
@@ -583,6 +616,9 @@ bind-address = "127.0.0.1:${rpcPort}"
   enabled = false
 [http]
   bind-address = "127.0.0.1:${port}"
+  https-enabled = ${this.opts.tls ? 'true' : 'false'}
+  https-certificate = "${this.opts.tls?.certFile ?? ''}"
+  https-private-key = "${this.opts.tls?.keyFile ?? ''}"
   log-enabled = false
   pprof-enabled = false
 [[udp]]
@@ -605,7 +641,22 @@ bind-address = "127.0.0.1:${rpcPort}"
   }
 
   protected async ready(proc: Proc, deadline: number): Promise<void> {
-    await proc.waitForHttp(`http://127.0.0.1:${this.pendingPorts.port}/ping`, 204, deadline);
+    if (!this.opts.tls) {
+      await proc.waitForHttp(`http://127.0.0.1:${this.pendingPorts.port}/ping`, 204, deadline);
+    } else {
+      let last = 'no answer';
+      for (;;) {
+        if (proc.exitStatus !== undefined || Date.now() > deadline) throw proc.fail(`did not answer 204 on https /ping (last: ${last})`);
+        try {
+          const { status } = await this.http(`https://127.0.0.1:${this.pendingPorts.port}/ping`);
+          if (status === 204) break;
+          last = `HTTP ${status}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        await delay(POLL_MS * 5);
+      }
+    }
     ({ port: this.port, rpcPort: this.rpcPort } = this.pendingPorts);
   }
 
@@ -613,9 +664,9 @@ bind-address = "127.0.0.1:${rpcPort}"
     const search = new URLSearchParams({ db, q: influxql, ...params });
     const read = /^\s*(SELECT|SHOW)\b/i.test(influxql) && !/\bINTO\b/i.test(influxql);
     const res = read
-      ? await fetch(`${this.url}/query?${search}`)
-      : await fetch(`${this.url}/query`, { method: 'POST', body: search });
-    const text = await res.text();
+      ? await this.http(`${this.url}/query?${search}`)
+      : await this.http(`${this.url}/query`, { method: 'POST', body: search });
+    const text = res.text;
     let body: InfluxQueryResult;
     try {
       body = JSON.parse(text) as InfluxQueryResult;
@@ -623,7 +674,7 @@ bind-address = "127.0.0.1:${rpcPort}"
       throw new Error(`influxd query ${influxql}: HTTP ${res.status} ${text}`);
     }
     const error = body.error ?? body.results?.find((r) => r.error)?.error;
-    if (!res.ok || error) throw new Error(`influxd query ${influxql}: HTTP ${res.status} ${error ?? text}`);
+    if (res.status >= 300 || error) throw new Error(`influxd query ${influxql}: HTTP ${res.status} ${error ?? text}`);
     return body;
   }
 
@@ -643,10 +694,19 @@ bind-address = "127.0.0.1:${rpcPort}"
   }
 }
 
+export interface InfluxdTlsOptions {
+  certFile: string;
+  keyFile: string;
+  /** The CA this helper trusts for its own queries. */
+  caFile: string;
+}
+
 export interface InfluxdOptions {
   version?: InfluxVersion;
   /** [data] max-values-per-tag: distinct values a tag key may hold (100,000 = influxd's default). */
   maxValuesPerTag?: number;
+  /** HTTPS only (influxd serves one protocol on its HTTP port); url is https://. */
+  tls?: InfluxdTlsOptions;
 }
 
 export async function startInfluxd(opts: InfluxdOptions = {}): Promise<InfluxdHandle> {

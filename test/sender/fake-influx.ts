@@ -2,6 +2,7 @@
 // real servers cannot be made to produce on demand. It records every request it receives.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 
 export interface FakeRequest {
   method: string;
@@ -59,7 +60,8 @@ export class FakeInflux {
       path: url.pathname,
       query: url.searchParams,
       headers: req.headers,
-      body: Buffer.concat(chunks).toString('utf8'),
+      // As InfluxDB does: a gzipped body is read unzipped (the header stays in `headers`).
+      body: (req.headers['content-encoding'] === 'gzip' ? gunzipSync(Buffer.concat(chunks)) : Buffer.concat(chunks)).toString('utf8'),
       at: Date.now(),
     };
     this.requests.push(r);
