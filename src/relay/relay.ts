@@ -6,7 +6,7 @@
 // forever. Topics come and go without a restart (TopicSource, refreshed on a timer and on
 // registry changes).
 import { once } from 'node:events';
-import { Reader, type Message } from 'nsqjs';
+import type { Message, Reader } from 'nsqjs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
@@ -71,6 +71,7 @@ export class Relay {
   private readonly topicSource: TopicSource;
   private readonly deadLetter: DeadLetterLog;
   private readonly readers = new Map<string, TopicReader>();
+  private readerClass: typeof Reader | undefined;
   /** Readers let go of, still draining their in-flight messages. */
   private readonly closing = new Set<TopicReader>();
   private readonly pauseReasons = new Set<PauseReason>();
@@ -129,6 +130,8 @@ export class Relay {
   async start(): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'running';
+    // nsqjs is loaded only where a relay runs (it costs several MB of memory).
+    this.readerClass = (await import('nsqjs')).Reader;
     this.opts.namespaces?.onChange(() => this.requestRefresh());
     this.opts.sender.onAvailabilityChange?.((available) => this.setPaused('sender-unavailable', !available));
     await this.refresh();
@@ -257,7 +260,7 @@ export class Relay {
   }
 
   private openReader(topic: string): TopicReader {
-    const reader = new Reader(topic, this.cfg.channel, {
+    const reader = new (this.readerClass as typeof Reader)(topic, this.cfg.channel, {
       nsqdTCPAddresses: [...this.opts.nsqdTcpAddresses],
       lookupdHTTPAddresses: [...this.cfg.lookupdHttpAddresses],
       maxInFlight: this.cfg.maxInFlight,
