@@ -45,6 +45,32 @@ function procStat(pid: number): Stat {
   return { ownMs: ((f[11] ?? 0) + (f[12] ?? 0)) * tick, childrenMs: ((f[13] ?? 0) + (f[14] ?? 0)) * tick };
 }
 
+/** Live child processes of `pid` (the plugin launcher, plugins in flight). */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.push(...readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
+
+/** The agent's stat and that of its long-lived helpers (the plugin launcher): whatever lives through the window. */
+function treeStat(pid: number): { agent: Stat; helpers: Map<number, Stat> } {
+  const helpers = new Map<number, Stat>();
+  for (const c of childPids(pid)) {
+    try {
+      if (readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('launcher-child')) helpers.set(c, procStat(c));
+    } catch {
+      // ended
+    }
+  }
+  return { agent: procStat(pid), helpers };
+}
+
 function procMem(pid: number): { rss: number; hwm: number } {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
@@ -233,8 +259,10 @@ export default async function bench(ctx: BenchContext): Promise<string> {
       await freePort(),
     );
     const own: number[] = [];
+    const helperOwn: number[] = [];
     const withChildren: number[] = [];
     const children: number[] = [];
+    let helperHwm = 0;
     let totalRuns = 0;
     let failed = 0;
     let hwm = 0;
@@ -244,24 +272,39 @@ export default async function bench(ctx: BenchContext): Promise<string> {
       // A few seconds for every plugin to find its place on the 1 s grid.
       await sleep(3000);
       for (let w = 0; w < windows; w++) {
-        const s0 = procStat(agent.pid);
+        const t0 = treeStat(agent.pid);
+        const s0 = t0.agent;
         const c0 = pluginsCounters(await agent.status());
         const end = Date.now() + windowSec * 1000;
         while (Date.now() < end) {
           rssSamples.push(procMem(agent.pid).rss);
           await sleep(250);
         }
-        const s1 = procStat(agent.pid);
+        const t1 = treeStat(agent.pid);
+        const s1 = t1.agent;
         const c1 = pluginsCounters(await agent.status());
         const runs = c1.runs - c0.runs;
         totalRuns += runs;
         failed += c1.failedRuns - c0.failedRuns;
-        own.push((s1.ownMs - s0.ownMs) / runs);
-        children.push((s1.childrenMs - s0.childrenMs) / runs);
-        withChildren.push((s1.ownMs - s0.ownMs + s1.childrenMs - s0.childrenMs) / runs);
-        ctx.log(`window ${w + 1}: ${runs} runs, own ${fmt(own.at(-1) as number, 2)} ms/run, children ${fmt(children.at(-1) as number, 2)} ms/run`);
+        // A helper's CPU and that of the plugins it waited for, for helpers alive all the window.
+        let hOwn = 0;
+        let hChildren = 0;
+        for (const [pid, b] of t1.helpers) {
+          const a = t0.helpers.get(pid);
+          if (!a) continue;
+          hOwn += b.ownMs - a.ownMs;
+          hChildren += b.childrenMs - a.childrenMs;
+        }
+        const agentOwn = s1.ownMs - s0.ownMs;
+        const kids = s1.childrenMs - s0.childrenMs + hChildren;
+        own.push(agentOwn / runs);
+        helperOwn.push(hOwn / runs);
+        children.push(kids / runs);
+        withChildren.push((agentOwn + hOwn + kids) / runs);
+        ctx.log(`window ${w + 1}: ${runs} runs, agent ${fmt(own.at(-1) as number, 2)} ms/run, launcher ${fmt(helperOwn.at(-1) as number, 2)}, plugins ${fmt(children.at(-1) as number, 2)} ms/run`);
       }
       hwm = procMem(agent.pid).hwm;
+      for (const pid of treeStat(agent.pid).helpers.keys()) helperHwm += procMem(pid).hwm;
     } finally {
       await agent.stop();
     }
@@ -282,6 +325,7 @@ export default async function bench(ctx: BenchContext): Promise<string> {
     ctx.log(`bash loop: ${fmt(loopMs, 2)} ms/run`);
 
     const ownMs = median(own);
+    const launcherMs = median(helperOwn);
     const allMs = median(withChildren);
     const childMs = median(children);
     const met = (v: number, goal: number) => (v <= goal ? 'met' : '**not met**');
@@ -296,15 +340,15 @@ export default async function bench(ctx: BenchContext): Promise<string> {
       `| RSS, bare Node process | | ${mib(bare)} | | | reference |`,
       `| RSS, example config, compiled (peak) | ${BEFORE.exampleRss} MiB | ${mib(exRss)} (${mib(exHwm)}) | ${TELEGRAF.exampleRss} MiB | ≤ ${GOAL.exampleRss} MiB | ${met(exRss / MiB, GOAL.exampleRss)} |`,
       `| RSS, \`npm start\` on a fresh clone | ${BEFORE.tsxRss} MiB | same as compiled (it builds dist/ and runs it) | | same as compiled | met |`,
-      `| own CPU per plugin run (${PLUGINS} plugins at 1 s) | ${BEFORE.ownCpu} ms | ${fmt(ownMs, 2)} ms | ${TELEGRAF.ownCpu} ms | ≤ ${GOAL.ownCpu} ms | ${met(ownMs, GOAL.ownCpu)} |`,
+      `| own CPU per plugin run (${PLUGINS} plugins at 1 s): agent + plugin launcher | ${BEFORE.ownCpu} ms | ${fmt(ownMs + launcherMs, 2)} ms (${fmt(ownMs, 2)} + ${fmt(launcherMs, 2)}) | ${TELEGRAF.ownCpu} ms | ≤ ${GOAL.ownCpu} ms | ${met(ownMs + launcherMs, GOAL.ownCpu)} |`,
       `| CPU per plugin run with its children | ${BEFORE.withChildren} ms | ${fmt(allMs, 2)} ms | ${TELEGRAF.withChildren} ms | ≤ ${GOAL.withChildren} ms | ${met(allMs, GOAL.withChildren)} |`,
-      `| children alone, per run | ${BEFORE.children} ms | ${fmt(childMs, 2)} ms | ${TELEGRAF.children} ms | | |`,
+      `| plugin processes alone, per run | ${BEFORE.children} ms | ${fmt(childMs, 2)} ms | ${TELEGRAF.children} ms | | |`,
       `| bash loop running the same plugin.sh, per run | | ${fmt(loopMs, 2)} ms | | | floor |`,
-      `| peak RSS with ${PLUGINS} plugins at 1 s (median while running) | ${BEFORE.peakRss} MiB | ${mib(hwm)} (${mib(median(rssSamples))}) | ${TELEGRAF.peakRss} MiB | ≤ ${GOAL.peakRss} MiB | ${met(hwm / MiB, GOAL.peakRss)} |`,
+      `| peak RSS with ${PLUGINS} plugins at 1 s: agent (median while running) + launcher | ${BEFORE.peakRss} MiB | ${mib(hwm)} (${mib(median(rssSamples))}) + ${mib(helperHwm)} | ${TELEGRAF.peakRss} MiB | ≤ ${GOAL.peakRss} MiB | ${met((hwm + helperHwm) / MiB, GOAL.peakRss)} |`,
       '| peak RSS, relay at full speed | 321 MiB | see the relay bench | 236 MiB | ≤ 160 MiB | |',
       '| `POST /post` line protocol | 110k points/s | see the ingest bench | 13k/s delivered | ≥ 300k/s | |',
       '',
-      `Plugins: \`${SCRIPT.trim()}\`, each its own git repo (file://), run as \`${ids ? 'nobody' : 'the bench user'}\`. "Own CPU" is the agent process's utime+stime, "children" its cutime+cstime (the plugin processes it waited for), both divided by the runs counted in /me/status. The bash loop runs \`out=$(bash plugin.sh)\` back to back as the same user (${loopRuns} runs, median of 3). Telegraf and first-release figures: FIELD-NOTES, "Telegraf side by side".`,
+      `Plugins: \`${SCRIPT.trim()}\`, each its own git repo (file://), run as \`${ids ? 'nobody' : 'the bench user'}\`. "Own CPU" is the utime+stime of the agent and of its plugin launcher (the small process that forks the plugins), "plugin processes" the cutime+cstime of both (the processes they waited for), all divided by the runs counted in /me/status. The bash loop runs \`out=$(bash plugin.sh)\` back to back as the same user (${loopRuns} runs, median of 3). Telegraf and first-release figures: FIELD-NOTES, "Telegraf side by side".`,
     ].join('\n');
   } finally {
     rmSync(root, { recursive: true, force: true });
