@@ -211,7 +211,7 @@ export default async function bench(ctx: BenchContext): Promise<string> {
     const example = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'config', 'agent.example.json'), 'utf8')) as Record<string, unknown>;
     const exampleRss: number[] = [];
     const exampleHwm: number[] = [];
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < 3; round++) {
       const dir = path.join(root, `example${round}`);
       mkdirSync(dir, { mode: 0o755 });
       copyFileSync(path.join(PACKAGE_ROOT, 'config', 'registry.example.json'), path.join(dir, 'registry.example.json'));
@@ -263,6 +263,7 @@ export default async function bench(ctx: BenchContext): Promise<string> {
     const withChildren: number[] = [];
     const children: number[] = [];
     let helperHwm = 0;
+    const helperRss: number[] = [];
     let totalRuns = 0;
     let failed = 0;
     let hwm = 0;
@@ -278,6 +279,7 @@ export default async function bench(ctx: BenchContext): Promise<string> {
         const end = Date.now() + windowSec * 1000;
         while (Date.now() < end) {
           rssSamples.push(procMem(agent.pid).rss);
+          for (const pid of treeStat(agent.pid).helpers.keys()) helperRss.push(procMem(pid).rss);
           await sleep(250);
         }
         const t1 = treeStat(agent.pid);
@@ -344,7 +346,8 @@ export default async function bench(ctx: BenchContext): Promise<string> {
       `| CPU per plugin run with its children | ${BEFORE.withChildren} ms | ${fmt(allMs, 2)} ms | ${TELEGRAF.withChildren} ms | ≤ ${GOAL.withChildren} ms | ${met(allMs, GOAL.withChildren)} |`,
       `| plugin processes alone, per run | ${BEFORE.children} ms | ${fmt(childMs, 2)} ms | ${TELEGRAF.children} ms | | |`,
       `| bash loop running the same plugin.sh, per run | | ${fmt(loopMs, 2)} ms | | | floor |`,
-      `| peak RSS with ${PLUGINS} plugins at 1 s: agent (median while running) + launcher | ${BEFORE.peakRss} MiB | ${mib(hwm)} (${mib(median(rssSamples))}) + ${mib(helperHwm)} | ${TELEGRAF.peakRss} MiB | ≤ ${GOAL.peakRss} MiB | ${met((hwm + helperHwm) / MiB, GOAL.peakRss)} |`,
+      `| CPU per run with children ÷ bash loop (steadier on a busy machine) | 3.3× (3.65 / 1.10 ms, direct start, same bench) | ${fmt(allMs / loopMs, 2)}× | | | |`,
+      `| peak RSS with ${PLUGINS} plugins at 1 s: agent + launcher (medians while running) | ${BEFORE.peakRss} MiB | ${mib(hwm)} (${mib(median(rssSamples))}) + ${mib(helperHwm)} (${mib(median(helperRss))}) | ${TELEGRAF.peakRss} MiB | ≤ ${GOAL.peakRss} MiB | ${met((hwm + helperHwm) / MiB, GOAL.peakRss)} |`,
       '| peak RSS, relay at full speed | 321 MiB | see the relay bench | 236 MiB | ≤ 160 MiB | |',
       '| `POST /post` line protocol | 110k points/s | see the ingest bench | 13k/s delivered | ≥ 300k/s | |',
       '',
