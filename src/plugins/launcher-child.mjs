@@ -199,7 +199,10 @@ lines.on('line', (line) => {
   if (req.op === 'run') run(req);
   else if (req.op === 'stop') runs.get(req.id)?.stop('stopped: the agent is shutting down');
 });
-lines.on('close', () => {
+// The agent is gone (stdin closed) or ends us (SIGTERM, sent as it exits): no run may outlive it.
+function exitNow() {
   for (const r of runs.values()) killGroup(r.pid, 'SIGKILL');
   process.exit(0);
-});
+}
+lines.on('close', exitNow);
+process.on('SIGTERM', exitNow);

@@ -2,9 +2,12 @@
 // process instead of by the agent, with the same guarantees as a direct start; and a launcher
 // that dies mid-run fails that run, kills its group, and is replaced on the next run.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createInterface } from 'node:readline';
 import { PluginLauncher } from '../../src/plugins/launcher.ts';
 import { runPluginProcess, type PluginProcessOptions } from '../../src/plugins/process-runner.ts';
 import { resolveRunAs, type RunAsIdentity } from '../../src/plugins/run-as.ts';
@@ -160,4 +163,27 @@ describe('plugin launcher', () => {
     assert.equal(pids.length, 1);
     assert.notEqual(pids[0], first);
   });
+
+  for (const how of ['stdin closed', 'SIGTERM'] as const) {
+    test(`the launcher itself, when the agent is gone (${how}): kills the groups of its runs and exits`, async () => {
+      const child = spawn(process.execPath, [new URL('../../src/plugins/launcher-child.mjs', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const exited = once(child, 'exit');
+      const messages = createInterface({ input: child.stdout });
+      const started = new Promise<number>((resolve) => messages.on('line', (l) => {
+        const m = JSON.parse(l) as { started?: number };
+        if (m.started) resolve(m.started);
+      }));
+      const dir = scriptFolder('sleep 300 &\nsleep 300\n');
+      child.stdin.write(`${JSON.stringify({ op: 'run', id: 1, bash: 'bash', script: 'plugin.sh', args: [], dir, env: { PATH: process.env.PATH }, uid: nobody.uid, gid: nobody.gid, timeoutMs: 60_000, killGraceMs: 300, maxOutputBytes: 1024, stderrRingBytes: 1024 })}\n`);
+      const pid = await started;
+      const childrenOf = (p: number) => readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+      await waitFor('the plugin to fork its sleep', () => childrenOf(pid).length > 0, 5000);
+      const grandchild = childrenOf(pid)[0] as number;
+      if (how === 'SIGTERM') child.kill('SIGTERM');
+      else child.stdin.end();
+      await exited;
+      await gone(pid);
+      await gone(grandchild);
+    });
+  }
 });
