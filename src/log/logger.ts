@@ -7,7 +7,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import pino, { type Logger, type StreamEntry } from 'pino';
-import pretty from 'pino-pretty';
 import pinoRoll from 'pino-roll';
 import type { LogConfig } from '../config/schema.ts';
 
@@ -73,7 +72,11 @@ export async function createLogger(cfg: LogConfig, opts: LoggerOptions): Promise
   });
   const streams: StreamEntry[] = [{ level: 'trace', stream: file }];
   const wantPretty = cfg.pretty === 'always' || (cfg.pretty === 'auto' && opts.foreground && process.stdout.isTTY);
-  if (wantPretty) streams.push({ level: 'trace', stream: pretty({ colorize: true, sync: true }) });
+  if (wantPretty) {
+    // Loaded only for a terminal: a service never needs it.
+    const { default: pretty } = await import('pino-pretty');
+    streams.push({ level: 'trace', stream: pretty({ colorize: true, sync: true }) });
+  }
   const logger = pino(
     { level: cfg.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
     pino.multistream(streams),

@@ -7,7 +7,6 @@ import { constants, renameSync } from 'node:fs';
 import { chmod, cp, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { simpleGit } from 'simple-git';
 import { abortScope } from '../abort-scope.ts';
 import { checkRef, checkRepoUrl } from './repo-url.ts';
 import { namespaceDir, pluginDir } from './plugin-paths.ts';
@@ -92,15 +91,23 @@ export const simpleGitFactory: GitFactory = (opts) => {
     const value = process.env[key];
     if (value !== undefined) env[key] = value;
   }
-  return simpleGit({
-    baseDir: opts.baseDir,
-    config: protocolConfig(opts.allowLocalRepos),
-    // Our own -c settings narrow what git may do; every other guard of simple-git stays on.
-    unsafe: { allowUnsafeProtocolOverride: true, allowUnsafeSshCommand: true },
-    allowEnvironment: ['GIT_TERMINAL_PROMPT'],
-    abort: opts.signal,
-    timeout: { block: opts.inactivityTimeoutMs },
-  }).env(env);
+  return {
+    async raw(args) {
+      // simple-git is loaded on the first git operation: an agent without git plugins never needs it.
+      const { simpleGit } = await import('simple-git');
+      return simpleGit({
+        baseDir: opts.baseDir,
+        config: protocolConfig(opts.allowLocalRepos),
+        // Our own -c settings narrow what git may do; every other guard of simple-git stays on.
+        unsafe: { allowUnsafeProtocolOverride: true, allowUnsafeSshCommand: true },
+        allowEnvironment: ['GIT_TERMINAL_PROMPT'],
+        abort: opts.signal,
+        timeout: { block: opts.inactivityTimeoutMs },
+      })
+        .env(env)
+        .raw(args);
+    },
+  };
 };
 
 export class PluginRepoCache {

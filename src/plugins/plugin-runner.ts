@@ -9,6 +9,7 @@ import type { PluginsConfig } from '../config/schema.ts';
 import type { Metric, MetricSink, PushResult, Rejection } from '../points/metric.ts';
 import { ParamsError } from './builtin.ts';
 import { parsePluginOutput } from './plugin-output.ts';
+import { PluginLauncher } from './launcher.ts';
 import { findExecutable, runPluginProcess, type PluginProcessOutcome } from './process-runner.ts';
 import type { RunAsIdentity } from './run-as.ts';
 import type { BuiltinPluginFn, PluginRunResult } from './types.ts';
@@ -72,11 +73,13 @@ interface Produced {
 
 export class PluginRunner {
   private readonly opts: PluginRunnerOptions;
+  private readonly launcher: PluginLauncher;
 
   constructor(opts: PluginRunnerOptions) {
     if (!(opts.maxOutputBytes > 0)) throw new Error(`maxOutputBytes must be positive, got ${opts.maxOutputBytes}`);
     if (!(opts.killGraceMs >= 0)) throw new Error(`killGraceMs must be ≥ 0, got ${opts.killGraceMs}`);
     this.opts = opts;
+    this.launcher = new PluginLauncher({ logger: opts.logger });
   }
 
   async run(target: PluginTarget, run: RunOptions): Promise<PluginRunResult> {
@@ -165,6 +168,7 @@ export class PluginRunner {
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
       ...(this.opts.bashPath ? { bashPath: this.opts.bashPath } : {}),
       ...(run.signal ? { signal: run.signal } : {}),
+      launcher: this.launcher,
     });
     const base = {
       exitCode: out.exitCode,

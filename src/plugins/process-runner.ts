@@ -7,7 +7,8 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { execa } from 'execa';
+import type { execa as Execa } from 'execa';
+import type { PluginLauncher } from './launcher.ts';
 
 export interface PluginProcessOptions {
   /** Working directory: the plugin's folder. */
@@ -29,6 +30,8 @@ export interface PluginProcessOptions {
   bashPath?: string;
   /** Aborting ends the run as a timeout does (SIGTERM, then SIGKILL); used when the agent stops. */
   signal?: AbortSignal;
+  /** Start the process through this launcher instead of forking the agent itself. */
+  launcher?: PluginLauncher;
 }
 
 export interface PluginProcessOutcome {
@@ -52,7 +55,7 @@ const DRAIN_AFTER_EXIT_MS = 500;
 const GIVE_UP_AFTER_KILL_MS = 2000;
 
 /** Starts bash on the plugin script; execa never rejects here (`reject: false`). */
-function startPluginProcess(opts: PluginProcessOptions) {
+function startPluginProcess(execa: typeof Execa, opts: PluginProcessOptions) {
   return execa(opts.bashPath ?? 'bash', [opts.script ?? 'plugin.sh', ...opts.args], {
     cwd: opts.dir,
     env: opts.env,
@@ -74,7 +77,10 @@ function startPluginProcess(opts: PluginProcessOptions) {
   });
 }
 
-export function runPluginProcess(opts: PluginProcessOptions): Promise<PluginProcessOutcome> {
+export async function runPluginProcess(opts: PluginProcessOptions): Promise<PluginProcessOutcome> {
+  if (opts.launcher) return opts.launcher.run(opts);
+  // Loaded on the first direct start only: the agent starts plugins through its launcher.
+  const { execa } = await import('execa');
   return new Promise((resolve) => {
     const started = performance.now();
     const stdoutChunks: Buffer[] = [];
@@ -94,7 +100,7 @@ export function runPluginProcess(opts: PluginProcessOptions): Promise<PluginProc
 
     let child: ReturnType<typeof startPluginProcess>;
     try {
-      child = startPluginProcess(opts);
+      child = startPluginProcess(execa, opts);
     } catch (err) {
       // execa throws only on options it rejects; spawn failures come back as a result below.
       resolve(outcome(null, `cannot start bash: ${(err as Error).message}`));

@@ -173,8 +173,10 @@ export class NsqPublisher implements Publisher {
     if (this.state !== 'new') return;
     this.state = 'starting';
     await this.spool.open();
+    // nsqjs is loaded only by an agent that publishes to NSQ (it costs several MB of memory).
+    const { Writer } = await import('nsqjs');
     if (this.state !== 'starting') return;
-    for (const link of this.links) link.start();
+    for (const link of this.links) link.start(Writer);
     const waitMs = this.opts.connectWaitMs ?? 2000;
     await this.waitFor(() => this.links.some((l) => l.ready) || this.state !== 'starting', this.clock.now() + waitMs);
     // stop() may have come while we waited: it owns the state from then on.

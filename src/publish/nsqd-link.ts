@@ -1,7 +1,7 @@
 // One nsqd address: an nsqjs Writer that is replaced after every close, with exponential backoff,
 // because nsqjs never reconnects a Writer (nsqjs#69). Publishes are promises that always settle:
 // OK, a failed connection, or a publish that nsqd left unanswered for publishTimeoutMs.
-import { Writer } from 'nsqjs';
+import type { Writer } from 'nsqjs';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { NsqConnectionSecurity } from './nsq-tls.ts';
@@ -56,6 +56,7 @@ export class NsqdLink {
   private readonly clock: Clock;
   private readonly opts: NsqdLinkOptions;
   private writer: Writer | undefined;
+  private writerClass: typeof Writer | undefined;
   private stateValue: LinkState = 'idle';
   private readonly inFlight: InFlight[] = [];
   private attempt = 0;
@@ -98,8 +99,10 @@ export class NsqdLink {
     return this.inFlight.length;
   }
 
-  start(): void {
+  /** `writerClass`: nsqjs's Writer, imported by the caller when NSQ is configured. */
+  start(writerClass: typeof Writer): void {
     if (this.stateValue !== 'idle') return;
+    this.writerClass = writerClass;
     this.connect();
   }
 
@@ -162,10 +165,10 @@ export class NsqdLink {
 
   private connect(): void {
     this.reconnectTimer = undefined;
-    if (this.stateValue === 'stopped') return;
+    if (this.stateValue === 'stopped' || !this.writerClass) return;
     this.stateValue = 'connecting';
     this.loggedThisAttempt = false;
-    const writer = new Writer(this.host, this.port, { clientId: 'ns-agent', ...this.opts.security?.options });
+    const writer = new this.writerClass(this.host, this.port, { clientId: 'ns-agent', ...this.opts.security?.options });
     this.writer = writer;
     // Every event is checked against the current writer: an old one can still emit after it was
     // replaced, and an 'error' without a listener would crash the process.

@@ -7,7 +7,7 @@
 // registry changes). Memory is bounded by relay.maxInFlightBytes across all topics: above it
 // every reader is paused until enough messages were answered.
 import { once } from 'node:events';
-import { Reader, type Message } from 'nsqjs';
+import type { Message, Reader } from 'nsqjs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
@@ -76,6 +76,7 @@ export class Relay {
   private readonly topicSource: TopicSource;
   private readonly deadLetter: DeadLetterLog;
   private readonly readers = new Map<string, TopicReader>();
+  private readerClass: typeof Reader | undefined;
   /** Readers let go of, still draining their in-flight messages. */
   private readonly closing = new Set<TopicReader>();
   private readonly pauseReasons = new Set<PauseReason>();
@@ -137,6 +138,8 @@ export class Relay {
   async start(): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'running';
+    // nsqjs is loaded only where a relay runs (it costs several MB of memory).
+    this.readerClass = (await import('nsqjs')).Reader;
     this.opts.namespaces?.onChange(() => this.requestRefresh());
     this.opts.sender.onAvailabilityChange?.((available) => this.setPaused('sender-unavailable', !available));
     await this.refresh();
@@ -281,7 +284,7 @@ export class Relay {
   }
 
   private openReader(topic: string): TopicReader {
-    const reader = new Reader(topic, this.cfg.channel, {
+    const reader = new (this.readerClass as typeof Reader)(topic, this.cfg.channel, {
       nsqdTCPAddresses: [...this.opts.nsqdTcpAddresses],
       lookupdHTTPAddresses: [...this.cfg.lookupdHttpAddresses],
       maxInFlight: this.cfg.maxInFlight,

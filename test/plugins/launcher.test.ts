@@ -1,0 +1,189 @@
+// The plugin launcher: real bash processes as `nobody`, started by the long-lived launcher
+// process instead of by the agent, with the same guarantees as a direct start; and a launcher
+// that dies mid-run fails that run, kills its group, and is replaced on the next run.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createInterface } from 'node:readline';
+import { PluginLauncher } from '../../src/plugins/launcher.ts';
+import { runPluginProcess, type PluginProcessOptions } from '../../src/plugins/process-runner.ts';
+import { resolveRunAs, type RunAsIdentity } from '../../src/plugins/run-as.ts';
+import { processGone, tempDir, waitFor } from './helpers.ts';
+
+const fixtures = new URL('../fixtures/plugins/', import.meta.url).pathname;
+let root: { dir: string; cleanup: () => void };
+let nobody: RunAsIdentity;
+const launcher = new PluginLauncher();
+
+before(async () => {
+  root = tempDir('launcher');
+  const identity = await resolveRunAs({ runAsUser: 'nobody', agentUid: 0 });
+  assert.ok(identity, 'nobody resolves');
+  nobody = identity;
+});
+after(() => root.cleanup());
+
+function folder(fixture: string): string {
+  const dir = path.join(root.dir, `${fixture}-${Math.random().toString(36).slice(2)}`);
+  cpSync(path.join(fixtures, fixture), dir, { recursive: true });
+  return dir;
+}
+
+function scriptFolder(body: string): string {
+  const dir = path.join(root.dir, `inline-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(dir, { mode: 0o755 });
+  writeFileSync(path.join(dir, 'plugin.sh'), body, { mode: 0o644 });
+  return dir;
+}
+
+function options(dir: string, over: Partial<PluginProcessOptions> = {}): PluginProcessOptions {
+  return {
+    dir,
+    args: [],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NS: 'demo.web', PLUGIN_NAME: 'x', PLUGIN_TIMEOUT: '5' },
+    timeoutMs: 5000,
+    killGraceMs: 300,
+    maxOutputBytes: 1024 * 1024,
+    stderrRingBytes: 1024,
+    uid: nobody.uid,
+    gid: nobody.gid,
+    launcher,
+    ...over,
+  };
+}
+
+function gone(pid: number): Promise<void> {
+  return waitFor(`pid ${pid} to be gone`, () => processGone(pid), 2000);
+}
+
+function grandchildPid(stderrTail: string): number {
+  const m = /grandchild=(\d+)/.exec(stderrTail);
+  assert.ok(m, `no grandchild pid in ${JSON.stringify(stderrTail)}`);
+  return Number(m[1]);
+}
+
+/** The launcher processes whose parent is this test process. */
+function launcherPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('launcher-child.mjs')) pids.push(Number(entry));
+    } catch {
+      // ended while read
+    }
+  }
+  return pids;
+}
+
+describe('plugin launcher', () => {
+  test('runs plugin.sh with bash as nobody, in its folder, with params and environment', async () => {
+    const dir = folder('env');
+    const out = await runPluginProcess(options(dir, { args: ['a', 'b c'] }));
+    assert.equal(out.failure, null);
+    assert.equal(out.exitCode, 0);
+    const [seen] = JSON.parse(out.stdout.toString()) as Array<{ fields: Record<string, unknown> }>;
+    assert.deepEqual(seen?.fields, { uid: nobody.uid, cwd: dir, ns: 'demo.web', plugin: 'x', timeout: '5', args: 'a b c', home_set: false });
+    assert.ok(out.pid !== null && out.pid > 0);
+  });
+
+  test('a plugin that ignores SIGTERM gets SIGKILL after killGraceMs, with its grandchild', async () => {
+    const dir = scriptFolder('trap "" TERM\nsleep 300 &\necho "grandchild=$!" >&2\nsleep 300\n');
+    const out = await runPluginProcess(options(dir, { timeoutMs: 500, killGraceMs: 400 }));
+    assert.equal(out.timedOut, true);
+    assert.equal(out.signal, 'SIGKILL');
+    await gone(grandchildPid(out.stderrTail));
+  });
+
+  test('100 MB on stdout is capped: reading stops, the group is killed', async () => {
+    const out = await runPluginProcess(options(folder('flood'), { timeoutMs: 30_000 }));
+    assert.equal(out.outputCapped, true);
+    assert.equal(out.timedOut, false);
+    assert.equal(out.stdout.length, 1024 * 1024);
+  });
+
+  test('exit code and the tail of stderr are kept', async () => {
+    const out = await runPluginProcess(options(folder('fail'), { stderrRingBytes: 16 }));
+    assert.equal(out.exitCode, 3);
+    assert.equal(out.stderrTail, 'cannot reach the database\n'.slice(-16));
+  });
+
+  test('what a plugin leaves running is killed when it exits', async () => {
+    const out = await runPluginProcess(options(scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\necho "[]"\n')));
+    assert.equal(out.exitCode, 0);
+    assert.equal(out.stdout.toString().trim(), '[]');
+    await gone(grandchildPid(out.stderrTail));
+  });
+
+  test('an abort signal ends the run as a timeout does', async () => {
+    const ac = new AbortController();
+    const running = runPluginProcess(options(folder('hang'), { signal: ac.signal, timeoutMs: 60_000 }));
+    setTimeout(() => ac.abort(), 200);
+    const out = await running;
+    assert.match(out.failure ?? '', /shutting down/);
+    await gone(grandchildPid(out.stderrTail));
+  });
+
+  test('a missing plugin folder fails with the reason', async () => {
+    const out = await runPluginProcess(options(path.join(root.dir, 'no-such-folder')));
+    assert.match(out.failure ?? '', /cannot start the plugin: .*ENOENT/);
+    assert.equal(out.exitCode, null);
+  });
+
+  test('runs at once share one launcher process', async () => {
+    const outs = await Promise.all(Array.from({ length: 8 }, () => runPluginProcess(options(folder('ok')))));
+    for (const out of outs) assert.equal(out.exitCode, 0, out.stderrTail);
+    assert.equal(launcherPids().length, 1);
+  });
+
+  test('a launcher that dies mid-run: the run fails, its group is killed, the next run gets a new launcher', async () => {
+    const dir = scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\nsleep 300\n');
+    const running = runPluginProcess(options(dir, { timeoutMs: 60_000 }));
+    await waitFor('the launcher', () => launcherPids().length === 1, 5000);
+    const first = launcherPids()[0] as number;
+    const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+    // The run is under way once its bash has forked the sleep.
+    await waitFor('the plugin and its child', () => childrenOf(first).length === 1 && childrenOf(childrenOf(first)[0] as number).length > 0, 5000);
+    const plugin = childrenOf(first)[0] as number;
+    const grandchild = childrenOf(plugin)[0] as number;
+    process.kill(first, 'SIGKILL');
+    const out = await running;
+    assert.match(out.failure ?? '', /plugin launcher exited \(killed by SIGKILL\)/);
+    assert.equal(out.pid, plugin);
+    await gone(plugin);
+    await gone(grandchild);
+    const next = await runPluginProcess(options(folder('ok')));
+    assert.equal(next.exitCode, 0, next.stderrTail);
+    const pids = launcherPids();
+    assert.equal(pids.length, 1);
+    assert.notEqual(pids[0], first);
+  });
+
+  for (const how of ['stdin closed', 'SIGTERM'] as const) {
+    test(`the launcher itself, when the agent is gone (${how}): kills the groups of its runs and exits`, async () => {
+      const child = spawn(process.execPath, [new URL('../../src/plugins/launcher-child.mjs', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const exited = once(child, 'exit');
+      const messages = createInterface({ input: child.stdout });
+      const started = new Promise<number>((resolve) => messages.on('line', (l) => {
+        const m = JSON.parse(l) as { started?: number };
+        if (m.started) resolve(m.started);
+      }));
+      const dir = scriptFolder('sleep 300 &\nsleep 300\n');
+      child.stdin.write(`${JSON.stringify({ op: 'run', id: 1, bash: 'bash', script: 'plugin.sh', args: [], dir, env: { PATH: process.env.PATH }, uid: nobody.uid, gid: nobody.gid, timeoutMs: 60_000, killGraceMs: 300, maxOutputBytes: 1024, stderrRingBytes: 1024 })}\n`);
+      const pid = await started;
+      const childrenOf = (p: number) => readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
+      await waitFor('the plugin to fork its sleep', () => childrenOf(pid).length > 0, 5000);
+      const grandchild = childrenOf(pid)[0] as number;
+      if (how === 'SIGTERM') child.kill('SIGTERM');
+      else child.stdin.end();
+      await exited;
+      await gone(pid);
+      await gone(grandchild);
+    });
+  }
+});
