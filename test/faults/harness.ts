@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
-import { freePort, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
+import { freePort, startNsqd, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 
 export const HOSTNAME = 'fault-host';
 
@@ -361,6 +361,11 @@ export class ControlledRegistry {
 }
 
 export { freePort };
+
+/** nsqd run as the README advises, so it keeps what it acknowledged across a SIGKILL. */
+export function durableNsqd(): Promise<NsqdHandle> {
+  return startNsqd({ memQueueSize: 0, extraArgs: ['--sync-every=1'] });
+}
 
 /** The values (= point numbers) of a case missing in InfluxDB below `upTo`, for failure messages. */
 export async function missingValues(influxd: InfluxdHandle, ns: string, caseTag: string, ranges: Array<[number, number]>): Promise<string> {

@@ -4,12 +4,13 @@
 // what the agent counted as dropped.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nsqdStats, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
+import { nsqdStats, startInfluxd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import {
   type AgentApi,
   agentConfig,
   arrivedCount,
   droppedCount,
+  durableNsqd,
   freePort,
   openTempDir,
   postAll,
@@ -27,11 +28,6 @@ before(async () => {
   influxd = await startInfluxd();
 });
 after(stopAll);
-
-/** nsqd that keeps what it acknowledged across a SIGKILL (see the README's "nsqd itself"). */
-function durableNsqd(): Promise<NsqdHandle> {
-  return startNsqd({ memQueueSize: 0, extraArgs: ['--sync-every=1'] });
-}
 
 async function diagnose(nsqd: NsqdHandle, ns: string, caseTag: string, api: AgentApi): Promise<string> {
   const stats = await nsqdStats(nsqd.httpAddress).catch((e: Error) => e.message);

@@ -7,12 +7,13 @@
 // so it is measured and printed; with two replicas every acknowledged point arrives, stored once.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nsqdStats, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdChannelStats, type NsqdHandle } from '../helpers/servers.ts';
+import { nsqdStats, startInfluxd, stopAll, type InfluxdHandle, type NsqdChannelStats, type NsqdHandle } from '../helpers/servers.ts';
 import {
   type AgentApi,
   agentConfig,
   arrivedCount,
   droppedCount,
+  durableNsqd,
   freePort,
   openTempDir,
   points,
@@ -36,10 +37,6 @@ before(async () => {
   influxd = await startInfluxd();
 });
 after(stopAll);
-
-function durableNsqd(): Promise<NsqdHandle> {
-  return startNsqd({ memQueueSize: 0, extraArgs: ['--sync-every=1'] });
-}
 
 function relayChannel(stats: Awaited<ReturnType<typeof nsqdStats>> | undefined, topic: string): NsqdChannelStats | undefined {
   return stats?.topics.find((t) => t.topic_name === topic)?.channels.find((c) => c.channel_name === 'relay');

@@ -4,66 +4,17 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createInterface } from 'node:readline';
 import { PluginLauncher } from '../../src/plugins/launcher.ts';
-import { runPluginProcess, type PluginProcessOptions } from '../../src/plugins/process-runner.ts';
-import { resolveRunAs, type RunAsIdentity } from '../../src/plugins/run-as.ts';
-import { processGone, tempDir, waitFor } from './helpers.ts';
+import { runPluginProcess } from '../../src/plugins/process-runner.ts';
+import { waitFor } from './helpers.ts';
+import { runnerKit } from './runner-kit.ts';
 
-const fixtures = new URL('../fixtures/plugins/', import.meta.url).pathname;
-let root: { dir: string; cleanup: () => void };
-let nobody: RunAsIdentity;
 const launcher = new PluginLauncher();
-
-before(async () => {
-  root = tempDir('launcher');
-  const identity = await resolveRunAs({ runAsUser: 'nobody', agentUid: 0 });
-  assert.ok(identity, 'nobody resolves');
-  nobody = identity;
-});
-after(() => root.cleanup());
-
-function folder(fixture: string): string {
-  const dir = path.join(root.dir, `${fixture}-${Math.random().toString(36).slice(2)}`);
-  cpSync(path.join(fixtures, fixture), dir, { recursive: true });
-  return dir;
-}
-
-function scriptFolder(body: string): string {
-  const dir = path.join(root.dir, `inline-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(dir, { mode: 0o755 });
-  writeFileSync(path.join(dir, 'plugin.sh'), body, { mode: 0o644 });
-  return dir;
-}
-
-function options(dir: string, over: Partial<PluginProcessOptions> = {}): PluginProcessOptions {
-  return {
-    dir,
-    args: [],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NS: 'demo.web', PLUGIN_NAME: 'x', PLUGIN_TIMEOUT: '5' },
-    timeoutMs: 5000,
-    killGraceMs: 300,
-    maxOutputBytes: 1024 * 1024,
-    stderrRingBytes: 1024,
-    uid: nobody.uid,
-    gid: nobody.gid,
-    launcher,
-    ...over,
-  };
-}
-
-function gone(pid: number): Promise<void> {
-  return waitFor(`pid ${pid} to be gone`, () => processGone(pid), 2000);
-}
-
-function grandchildPid(stderrTail: string): number {
-  const m = /grandchild=(\d+)/.exec(stderrTail);
-  assert.ok(m, `no grandchild pid in ${JSON.stringify(stderrTail)}`);
-  return Number(m[1]);
-}
+const { rootDir, nobody, pluginFolder: folder, scriptFolder, options, gone, grandchildPid } = runnerKit('launcher', { launcher });
 
 /** The launcher processes whose parent is this test process. */
 function launcherPids(): number[] {
@@ -88,7 +39,7 @@ describe('plugin launcher', () => {
     assert.equal(out.failure, null);
     assert.equal(out.exitCode, 0);
     const [seen] = JSON.parse(out.stdout.toString()) as Array<{ fields: Record<string, unknown> }>;
-    assert.deepEqual(seen?.fields, { uid: nobody.uid, cwd: dir, ns: 'demo.web', plugin: 'x', timeout: '5', args: 'a b c', home_set: false });
+    assert.deepEqual(seen?.fields, { uid: nobody().uid, cwd: dir, ns: 'demo.web', plugin: 'x', timeout: '5', args: 'a b c', home_set: false });
     assert.ok(out.pid !== null && out.pid > 0);
   });
 
@@ -130,7 +81,7 @@ describe('plugin launcher', () => {
   });
 
   test('a missing plugin folder fails with the reason', async () => {
-    const out = await runPluginProcess(options(path.join(root.dir, 'no-such-folder')));
+    const out = await runPluginProcess(options(path.join(rootDir(), 'no-such-folder')));
     assert.match(out.failure ?? '', /cannot start the plugin: .*ENOENT/);
     assert.equal(out.exitCode, null);
   });
@@ -174,7 +125,7 @@ describe('plugin launcher', () => {
         if (m.started) resolve(m.started);
       }));
       const dir = scriptFolder('sleep 300 &\nsleep 300\n');
-      child.stdin.write(`${JSON.stringify({ op: 'run', id: 1, bash: 'bash', script: 'plugin.sh', args: [], dir, env: { PATH: process.env.PATH }, uid: nobody.uid, gid: nobody.gid, timeoutMs: 60_000, killGraceMs: 300, maxOutputBytes: 1024, stderrRingBytes: 1024 })}\n`);
+      child.stdin.write(`${JSON.stringify({ op: 'run', id: 1, bash: 'bash', script: 'plugin.sh', args: [], dir, env: { PATH: process.env.PATH }, uid: nobody().uid, gid: nobody().gid, timeoutMs: 60_000, killGraceMs: 300, maxOutputBytes: 1024, stderrRingBytes: 1024 })}\n`);
       const pid = await started;
       const childrenOf = (p: number) => readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
       await waitFor('the plugin to fork its sleep', () => childrenOf(pid).length > 0, 5000);

@@ -1,63 +1,12 @@
 // Real bash processes, run as `nobody` (these tests run as root, as the agent does in production).
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { runPluginProcess, type PluginProcessOptions } from '../../src/plugins/process-runner.ts';
-import { resolveRunAs, type RunAsIdentity } from '../../src/plugins/run-as.ts';
-import { processGone, tempDir, waitFor } from './helpers.ts';
+import { describe, test } from 'node:test';
+import { runPluginProcess } from '../../src/plugins/process-runner.ts';
+import { runnerKit } from './runner-kit.ts';
 
-const fixtures = new URL('../fixtures/plugins/', import.meta.url).pathname;
-let root: { dir: string; cleanup: () => void };
-let nobody: RunAsIdentity;
-
-before(async () => {
-  root = tempDir('runner');
-  const identity = await resolveRunAs({ runAsUser: 'nobody', agentUid: 0 });
-  assert.ok(identity, 'nobody resolves');
-  nobody = identity;
-});
-after(() => root.cleanup());
-
-function pluginFolder(fixture: string): string {
-  const dir = path.join(root.dir, `${fixture}-${Math.random().toString(36).slice(2)}`);
-  cpSync(path.join(fixtures, fixture), dir, { recursive: true });
-  chmodSync(dir, 0o755);
-  return dir;
-}
-
-function scriptFolder(body: string): string {
-  const dir = path.join(root.dir, `inline-${Math.random().toString(36).slice(2)}`);
-  mkdirSync(dir, { mode: 0o755 });
-  writeFileSync(path.join(dir, 'plugin.sh'), body, { mode: 0o644 });
-  return dir;
-}
-
-function options(dir: string, over: Partial<PluginProcessOptions> = {}): PluginProcessOptions {
-  return {
-    dir,
-    args: [],
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NS: 'demo.web', PLUGIN_NAME: 'x', PLUGIN_TIMEOUT: '5' },
-    timeoutMs: 5000,
-    killGraceMs: 300,
-    maxOutputBytes: 1024 * 1024,
-    stderrRingBytes: 1024,
-    uid: nobody.uid,
-    gid: nobody.gid,
-    ...over,
-  };
-}
-
-/** SIGKILL is sent; the kernel takes a moment to finish the process off (no event to await). */
-function gone(pid: number): Promise<void> {
-  return waitFor(`pid ${pid} to be gone`, () => processGone(pid), 2000);
-}
-
-function grandchildPid(stderrTail: string): number {
-  const m = /grandchild=(\d+)/.exec(stderrTail);
-  assert.ok(m, `no grandchild pid in ${JSON.stringify(stderrTail)}`);
-  return Number(m[1]);
-}
+const { rootDir, nobody, fixtureDir, pluginFolder, scriptFolder, options, gone, grandchildPid } = runnerKit('runner');
 
 describe('runPluginProcess', () => {
   test('runs plugin.sh with bash as nobody, in its folder, with params and environment', async () => {
@@ -66,7 +15,7 @@ describe('runPluginProcess', () => {
     assert.equal(out.failure, null);
     assert.equal(out.exitCode, 0);
     const [seen] = JSON.parse(out.stdout.toString()) as Array<{ fields: Record<string, unknown> }>;
-    assert.deepEqual(seen?.fields, { uid: nobody.uid, cwd: dir, ns: 'demo.web', plugin: 'x', timeout: '5', args: 'a b c', home_set: false });
+    assert.deepEqual(seen?.fields, { uid: nobody().uid, cwd: dir, ns: 'demo.web', plugin: 'x', timeout: '5', args: 'a b c', home_set: false });
   });
 
   test('a hanging plugin is killed at the timeout with its grandchildren', async () => {
@@ -130,16 +79,16 @@ describe('runPluginProcess', () => {
   });
 
   test('a missing plugin folder fails with the reason, not a hang', async () => {
-    const out = await runPluginProcess(options(path.join(root.dir, 'no-such-folder')));
+    const out = await runPluginProcess(options(path.join(rootDir(), 'no-such-folder')));
     assert.match(out.failure ?? '', /cannot start the plugin: .*ENOENT/);
     assert.equal(out.exitCode, null);
   });
 
   test('the working directory is entered before privileges drop: a closed parent folder does not stop the run', async () => {
-    const closed = path.join(root.dir, 'closed');
+    const closed = path.join(rootDir(), 'closed');
     mkdirSync(closed, { mode: 0o700 });
     const dir = path.join(closed, 'p');
-    cpSync(path.join(fixtures, 'ok'), dir, { recursive: true });
+    cpSync(fixtureDir('ok'), dir, { recursive: true });
     const out = await runPluginProcess(options(dir));
     assert.equal(out.failure, null);
     assert.equal(out.exitCode, 0, out.stderrTail);
