@@ -162,6 +162,13 @@ export class PluginLauncher {
     return child;
   }
 
+  /** Process ids of the runs in flight that the launcher has reported started. */
+  startedPids(): number[] {
+    const pids: number[] = [];
+    for (const p of this.pending.values()) if (p.pid !== null) pids.push(p.pid);
+    return pids;
+  }
+
   private onMessage(line: string): void {
     let msg: { id?: number; started?: number; done?: DoneMessage };
     try {

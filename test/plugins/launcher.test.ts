@@ -102,6 +102,8 @@ describe('plugin launcher', () => {
     await waitFor('the plugin and its child', () => childrenOf(first).length === 1 && childrenOf(childrenOf(first)[0] as number).length > 0, 5000);
     const plugin = childrenOf(first)[0] as number;
     const grandchild = childrenOf(plugin)[0] as number;
+    // The agent learns the run's pid from the launcher's "started" line, which can trail /proc.
+    await waitFor('the agent to know the run', () => launcher.startedPids().includes(plugin), 5000);
     process.kill(first, 'SIGKILL');
     const out = await running;
     assert.match(out.failure ?? '', /plugin launcher exited \(killed by SIGKILL\)/);
