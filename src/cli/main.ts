@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { Agent } from '../agent.ts';
-import { ConfigError, dataDirMode, loadConfig, loadConfigFile, maskSecrets, type LoadedConfig, type ResolvedConfig } from '../config/load.ts';
+import { CONFIG_READ_DEFAULTS, ConfigError, dataDirMode, loadConfig, loadConfigFile, type ConfigRole, maskSecrets, type LoadedConfig, type ResolvedConfig } from '../config/load.ts';
 import { createLogger } from '../log/logger.ts';
 import { PACKAGE_ROOT, VERSION } from '../version.ts';
 import { isAlive, readPidFile, removePidFile, writePidFile } from './pidfile.ts';
@@ -36,9 +36,9 @@ async function load(file: string): Promise<ResolvedConfig> {
   return (await loadWithWarnings(file)).config;
 }
 
-async function loadWithWarnings(file: string): Promise<LoadedConfig> {
+async function loadWithWarnings(file: string, role: ConfigRole = 'agent'): Promise<LoadedConfig> {
   try {
-    return await loadConfigFile(file);
+    return await loadConfigFile(file, process.env, CONFIG_READ_DEFAULTS, role);
   } catch (err) {
     if (err instanceof ConfigError) throw new ExitError(err.message, EXIT_USAGE);
     throw err;
@@ -68,7 +68,7 @@ export function buildProgram(): Command {
     .description('run only the relay and gateway sender (a data centre gateway)')
     .addOption(configOption())
     .action(async (opts: { config: string }) => {
-      const { config, warnings } = await loadWithWarnings(opts.config);
+      const { config, warnings } = await loadWithWarnings(opts.config, 'relay');
       await runForeground(config, 'relay', warnings);
     });
 
@@ -93,10 +93,11 @@ export function buildProgram(): Command {
 
   program
     .command('check')
-    .description('validate the config and print it resolved, secrets masked')
+    .description('validate the config (every rule `start` enforces) and print it resolved, secrets masked')
     .addOption(configOption())
-    .action(async (opts: { config: string }) => {
-      const { config, warnings } = await loadWithWarnings(opts.config);
+    .option('--relay', 'check it for `agent relay` instead of `agent start`')
+    .action(async (opts: { config: string; relay?: boolean }) => {
+      const { config, warnings } = await loadWithWarnings(opts.config, opts.relay ? 'relay' : 'agent');
       console.log(JSON.stringify(maskSecrets(config), null, 2));
       for (const w of warnings) console.error(`warning: ${w}`);
       console.error(`${config.configPath}: ok`);
@@ -208,7 +209,7 @@ async function runForeground(config: ResolvedConfig, role: 'agent' | 'relay', wa
         reloadAgain = false;
         let next: ResolvedConfig;
         try {
-          next = await loadConfig(config.configPath);
+          next = await loadConfig(config.configPath, process.env, CONFIG_READ_DEFAULTS, role);
         } catch (err) {
           logger.error({ err: (err as Error).message }, 'SIGHUP: new config refused, keeping the running one');
           continue;

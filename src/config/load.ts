@@ -6,7 +6,7 @@ import { open, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describeZodIssue } from './issues.ts';
-import { configSchema, type AgentConfig } from './schema.ts';
+import { configSchema, relayRoleConfigSchema, type AgentConfig } from './schema.ts';
 
 /** A validated config whose paths are absolute and whose derived defaults are filled in. */
 export type ResolvedConfig = AgentConfig & {
@@ -36,6 +36,9 @@ export interface ConfigReadOptions {
 
 export const CONFIG_READ_DEFAULTS: ConfigReadOptions = { maxBytes: 4 * 1024 * 1024, timeoutMs: 5000 };
 
+/** What the config is checked for: `agent start` or `agent relay` (which always runs the relay). */
+export type ConfigRole = 'agent' | 'relay';
+
 /** The config, plus what `agent check` should warn about (nothing that stops the agent). */
 export interface LoadedConfig {
   config: ResolvedConfig;
@@ -46,14 +49,16 @@ export async function loadConfig(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
   opts: ConfigReadOptions = CONFIG_READ_DEFAULTS,
+  role: ConfigRole = 'agent',
 ): Promise<ResolvedConfig> {
-  return (await loadConfigFile(file, env, opts)).config;
+  return (await loadConfigFile(file, env, opts, role)).config;
 }
 
 export async function loadConfigFile(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
   opts: ConfigReadOptions = CONFIG_READ_DEFAULTS,
+  role: ConfigRole = 'agent',
 ): Promise<LoadedConfig> {
   const configPath = path.resolve(file);
   const { text, mode } = await readConfigText(configPath, opts);
@@ -63,7 +68,7 @@ export async function loadConfigFile(
   } catch (err) {
     throw new ConfigError(configPath, [`not valid JSON: ${(err as Error).message}`]);
   }
-  const config = parseConfig(raw, configPath, env);
+  const config = parseConfig(raw, configPath, env, role);
   const warnings: string[] = [];
   const exposed = literalSecrets(raw, '$');
   if ((mode & 0o044) !== 0 && exposed.length > 0) {
@@ -154,10 +159,10 @@ function fileKind(st: Stats): string {
 }
 
 /** Validates an already parsed config object; `configPath` anchors relative paths. */
-export function parseConfig(raw: unknown, configPath: string, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+export function parseConfig(raw: unknown, configPath: string, env: NodeJS.ProcessEnv = process.env, role: ConfigRole = 'agent'): ResolvedConfig {
   const problems: string[] = [];
   const substituted = substituteEnv(raw, '$', env, problems);
-  const parsed = configSchema.safeParse(substituted);
+  const parsed = (role === 'relay' ? relayRoleConfigSchema : configSchema).safeParse(substituted);
   if (!parsed.success) problems.push(
       ...parsed.error.issues.map((i) => describeZodIssue(i, { unknownKeyHint: "check the spelling against the README's config reference" })),
     );

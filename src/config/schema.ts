@@ -4,10 +4,38 @@
 import { z } from 'zod';
 import { globProblem } from '../collectors/filter.ts';
 import { REGISTRY_LIMITS } from '../registry/validate.ts';
+import { isLoopback, splitHostPort } from './addresses.ts';
 
 const hostPort = z
   .string()
-  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:4150"');
+  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'expected "host:port", e.g. "127.0.0.1:4150"')
+  .refine((a) => !(splitHostPort(a).port > 65535), 'the port must be at most 65535');
+
+/** A server to dial: port 0 (which only means "any free port" when listening) is refused. */
+const serverAddress = hostPort.refine((a) => splitHostPort(a).port !== 0, 'port 0 cannot be dialled: give the port the server listens on');
+
+/** A URL the agent sends HTTP requests to: only http:// and https:// are spoken. */
+const httpUrl = z
+  .string()
+  .url()
+  .refine(
+    (u) => !URL.canParse(u) || ['http:', 'https:'].includes(new URL(u).protocol),
+    (u) => ({ message: `"${u}" has no http:// or https:// scheme: write e.g. "http://${u.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')}"` }),
+  );
+
+/**
+ * A lower and upper bound of one backoff: min above max is refused at the max key, so the
+ * operator sees both names.
+ */
+function minNotAboveMax<T>(minKey: keyof T & string, maxKey: keyof T & string) {
+  return (v: T, ctx: z.RefinementCtx) => {
+    const min = v[minKey] as number;
+    const max = v[maxKey] as number;
+    if (min > max) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: [maxKey], message: `${max} is below ${minKey} (${min}): raise ${maxKey} or lower ${minKey}` });
+    }
+  };
+}
 
 const MiB = 1024 * 1024;
 
@@ -65,7 +93,7 @@ export const registrySchema = z
     /** file = one JSON file (the embedded default); http = the service tree's HTTP registry. */
     source: z.enum(['file', 'http']).default('file'),
     file: z.string().min(1).default('registry.example.json'),
-    url: z.string().url().optional(),
+    url: httpUrl.optional(),
     token: secret,
     timeoutMs: z.number().int().min(100).default(10_000),
     namespacesIntervalSec: z.number().int().min(1).default(60),
@@ -213,7 +241,7 @@ export const spoolSchema = z
 export const nsqSchema = z
   .object({
     /** nsqd TCP addresses; the publisher fails over between them (within a replica's share). */
-    nsqdTcpAddresses: z.array(hostPort).min(1),
+    nsqdTcpAddresses: z.array(serverAddress).min(1),
     /**
      * Each batch goes to this many distinct nsqd (address i serves replica i mod replicas), and
      * is acknowledged once every replica holds it (in its nsqd or its own spool).
@@ -236,6 +264,7 @@ export const nsqSchema = z
     ...nsqLinkFields,
   })
   .strict()
+  .superRefine(minNotAboveMax('reconnectMinMs', 'reconnectMaxMs'))
   .superRefine((n, ctx) => {
     if (n.replicas > n.nsqdTcpAddresses.length) {
       ctx.addIssue({
@@ -265,7 +294,10 @@ export const fileSinkSchema = z
 export const backendSchema = z
   .object({
     name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-", at most 64'),
-    url: z.string().url(),
+    /** The server's base URL (no "/api/v2"): http:// or https://. */
+    url: httpUrl.refine((u) => !URL.canParse(u) || !/\/api\/v2\/?$/.test(new URL(u).pathname), {
+      message: 'give the server\'s base url, without "/api/v2" (api: "v2" picks that path)',
+    }),
     /** v2 = /api/v2/write (InfluxDB 1.8+, 2.x, 3.x); v1 = /write?db= (InfluxDB 1.x and compatibles). */
     api: z.enum(['v1', 'v2']).default('v1'),
     token: secret,
@@ -328,6 +360,7 @@ export const senderSchema = z
     fileSink: fileSinkSchema.default({}),
   })
   .strict()
+  .superRefine(minNotAboveMax('retryMinMs', 'retryMaxMs'))
   .superRefine((s, ctx) => {
     const seen = new Set<string>();
     s.backends.forEach((b, i) => {
@@ -346,9 +379,9 @@ export const relaySchema = z
     /** Where topics come from: the registry's namespaces, nsqlookupd, or both. */
     topicsFrom: z.enum(['registry', 'lookupd', 'both']).default('registry'),
     /** nsqd to consume from; empty = nsq.nsqdTcpAddresses. */
-    nsqdTcpAddresses: z.array(hostPort).default([]),
+    nsqdTcpAddresses: z.array(serverAddress).default([]),
     /** nsqlookupd HTTP addresses: topics (GET /topics) and their producers. */
-    lookupdHttpAddresses: z.array(hostPort).default([]),
+    lookupdHttpAddresses: z.array(serverAddress).default([]),
     /** How often the topic list is refreshed (registry changes are also picked up at once). */
     topicRefreshMs: z.number().int().min(100).default(30_000),
     /** Messages in flight per topic (nsqd RDY); relay.maxInFlightBytes bounds them all together. */
@@ -382,7 +415,17 @@ export const relaySchema = z
     /** TLS, compression and auth towards nsqd; each absent one is taken from the nsq section. */
     ...nsqLinkFields,
   })
-  .strict();
+  .strict()
+  .superRefine(minNotAboveMax('requeueMinMs', 'requeueMaxMs'))
+  .superRefine((r, ctx) => {
+    if (r.topicsFrom !== 'registry' && r.lookupdHttpAddresses.length === 0) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['lookupdHttpAddresses'],
+        message: `topicsFrom "${r.topicsFrom}" asks nsqlookupd for topics, but none is listed: add nsqlookupd HTTP addresses or set topicsFrom to "registry"`,
+      });
+    }
+  });
 
 const uiSchema = z
   .object({
@@ -424,12 +467,26 @@ export const httpSchema = z
     maxPointsPerBody: z.number().int().min(1).default(200_000),
     ui: uiSchema.default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((h, ctx) => {
+    if (!isLoopback(splitHostPort(h.listen).host) && !h.token && !h.allowInsecureNonLoopback) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ['listen'],
+        message: `"${h.listen}" is beyond loopback and no http.token is set: set a token, or set http.allowInsecureNonLoopback to true`,
+      });
+    }
+  });
 
 export const configSchema = z
   .object({
     /** Host tag and registry key; default: the OS hostname. */
-    hostname: z.string().min(1).max(253).optional(),
+    hostname: z
+      .string()
+      .min(1)
+      .max(253)
+      .refine((h) => !h.endsWith('\\'), 'must not end with a backslash (it would escape the separator after the host tag)')
+      .optional(),
     /** Spool, registry cache, plugin state, line-protocol files, pid file. */
     dataDir: z.string().min(1).default('data'),
     pidFile: z.string().min(1).optional(),
@@ -445,6 +502,20 @@ export const configSchema = z
     http: httpSchema.default({}),
   })
   .strict();
+
+/**
+ * `agent relay` runs the relay whatever relay.enabled says, so it needs nsqd to consume from.
+ * (Under `agent start` the relay runs only with an nsq section, which names its nsqd.)
+ */
+export const relayRoleConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (!c.nsq && c.relay.nsqdTcpAddresses.length === 0 && c.relay.lookupdHttpAddresses.length === 0) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ['relay', 'nsqdTcpAddresses'],
+      message: 'agent relay needs nsqd to consume from: set relay.nsqdTcpAddresses, relay.lookupdHttpAddresses or nsq.nsqdTcpAddresses',
+    });
+  }
+});
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type AgentConfig = z.output<typeof configSchema>;

@@ -4,7 +4,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import type { Logger } from 'pino';
+import { isLoopback, splitHostPort } from '../config/addresses.ts';
 import type { HttpConfig } from '../config/schema.ts';
+
+export { isLoopback, splitHostPort };
 
 export interface HttpServerOptions {
   config: HttpConfig;
@@ -73,11 +76,3 @@ export class HttpServer {
   }
 }
 
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const i = listen.lastIndexOf(':');
-  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
