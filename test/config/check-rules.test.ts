@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { agentCommand, tempDir, writeConfig } from '../helpers/agent-process.ts';
 
 test('check and start refuse, all at once with their JSON paths, every mistake the parts used to find only when built', async () => {
@@ -64,4 +65,15 @@ test('check and start refuse, all at once with their JSON paths, every mistake t
   assert.equal(relay.code, 2, relay.output);
   assert.match(relay.output, /\$\.relay\.nsqdTcpAddresses: /);
   assert.equal(existsSync(path.join(dir, 'log')), false, 'relay created its log folder');
+});
+
+test('the shipped example configs pass check, for start and for the relay role', async () => {
+  for (const name of ['agent.example.json', 'agent.nsq.example.json']) {
+    const file = fileURLToPath(new URL(`../../config/${name}`, import.meta.url));
+    const asAgent = await agentCommand(['check', '-f', file]);
+    assert.equal(asAgent.code, 0, `${name}:\n${asAgent.output}`);
+  }
+  const nsq = fileURLToPath(new URL('../../config/agent.nsq.example.json', import.meta.url));
+  const asRelay = await agentCommand(['check', '--relay', '-f', nsq]);
+  assert.equal(asRelay.code, 0, asRelay.output);
 });
