@@ -5,9 +5,10 @@ import { chmodSync, cpSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { AGENT_BIN } from '../helpers/agent-process.ts';
 import { tempDir } from './helpers.ts';
 
-const agent = fileURLToPath(new URL('../../bin/agent', import.meta.url));
+const agent = AGENT_BIN;
 const fixtures = fileURLToPath(new URL('../fixtures/plugins/', import.meta.url));
 let root: { dir: string; cleanup: () => void };
 let config: string;
