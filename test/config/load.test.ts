@@ -77,3 +77,20 @@ test('relay defaults: as many topics as the registry allows namespaces, 25 ms ou
   assert.equal(cfg.relay.outputBufferTimeoutMs, 25);
   assert.equal(cfg.relay.maxInFlightBytes, 16 * 1024 * 1024);
 });
+
+test('the rules across keys refuse only the mistakes: their edge cases pass', () => {
+  const ok = {
+    registry: { source: 'http', url: 'https://registry.example/api' },
+    nsq: { nsqdTcpAddresses: ['127.0.0.1:4150'], reconnectMinMs: 500, reconnectMaxMs: 500 },
+    relay: { topicsFrom: 'both', lookupdHttpAddresses: ['127.0.0.1:4161'], requeueMinMs: 0, requeueMaxMs: 0 },
+    sender: { backends: [{ name: 'a', url: 'http://influx:8086' }, { name: 'b', url: 'https://influx:8086/prefix/' }], retryMinMs: 7, retryMaxMs: 7 },
+    http: { listen: '0.0.0.0:0', token: 't' },
+  };
+  assert.doesNotThrow(() => parseConfig(ok, at, {}));
+  assert.doesNotThrow(() => parseConfig({ http: { listen: '[::1]:0' } }, at, {}), 'loopback on port 0 (any free port)');
+  assert.doesNotThrow(() => parseConfig({ http: { listen: '10.1.2.3:1988', allowInsecureNonLoopback: true } }, at, {}));
+  assert.deepEqual(problems({ http: { listen: '127.0.0.1:65536' } }), ['$.http.listen: the port must be at most 65535']);
+  assert.deepEqual(problems({ http: { listen: '10.1.2.3:1988', token: '${T:-}' } }), [
+    '$.http.listen: "10.1.2.3:1988" is beyond loopback and no http.token is set: set a token, or set http.allowInsecureNonLoopback to true',
+  ]);
+});
