@@ -10,17 +10,16 @@
 // `--quick`: shorter windows (for a smoke run).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/version.ts';
 import { pluginRepo } from '../test/plugins/helpers.ts';
-import { fmt, machineLine, percentile, type BenchContext } from './lib.ts';
+import { freePort } from '../test/helpers/servers.ts';
+import { fmt, machineLine, parseProcStat, percentile, procCpu, procMem, type BenchContext } from './lib.ts';
 
 const PLUGINS = 100;
 const SCRIPT = `echo '[{"name":"trivial","value":1,"tags":{"k":"v"}}]'\n`;
 const AGENT_BIN = path.join(PACKAGE_ROOT, 'bin', 'agent');
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const MiB = 2 ** 20;
 
 /** The first release's figures and Telegraf's, from FIELD-NOTES ("Telegraf side by side"). */
@@ -35,14 +34,6 @@ interface Stat {
   /** CPU ms of the process itself and of its waited-for children. */
   ownMs: number;
   childrenMs: number;
-}
-
-function procStat(pid: number): Stat {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at field 3 (state).
-  const f = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
-  const tick = 1000 / CLK_TCK;
-  return { ownMs: ((f[11] ?? 0) + (f[12] ?? 0)) * tick, childrenMs: ((f[13] ?? 0) + (f[14] ?? 0)) * tick };
 }
 
 /** Live child processes of `pid` (the plugin launcher, plugins in flight). */
@@ -63,18 +54,12 @@ function treeStat(pid: number): { agent: Stat; helpers: Map<number, Stat> } {
   const helpers = new Map<number, Stat>();
   for (const c of childPids(pid)) {
     try {
-      if (readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('launcher-child')) helpers.set(c, procStat(c));
+      if (readFileSync(`/proc/${c}/cmdline`, 'utf8').includes('launcher-child')) helpers.set(c, procCpu(c));
     } catch {
       // ended
     }
   }
-  return { agent: procStat(pid), helpers };
-}
-
-function procMem(pid: number): { rss: number; hwm: number } {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  return { agent: procCpu(pid), helpers };
 }
 
 /** Builds dist/ when it is missing or older than any source file. */
@@ -93,17 +78,6 @@ function ensureBuilt(log: (l: string) => void): void {
   if (built >= sources) return;
   log('building dist/ (npm run build)');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: PACKAGE_ROOT, stdio: 'inherit' });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Polls `check` until it returns a value (no event exists for these conditions). */
@@ -188,9 +162,7 @@ function bashLoop(dir: string, runs: number, ids: { uid: number; gid: number } |
     child.on('error', reject);
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`bash loop exited ${code}`));
-      const f = out.slice(out.lastIndexOf(')') + 2).split(' ').map(Number);
-      const tick = 1000 / CLK_TCK;
-      resolve({ ownMs: ((f[11] ?? 0) + (f[12] ?? 0)) * tick, childrenMs: ((f[13] ?? 0) + (f[14] ?? 0)) * tick });
+      resolve(parseProcStat(out));
     });
   });
 }

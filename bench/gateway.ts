@@ -6,7 +6,7 @@
 // none, deflate and snappy.
 // `--quick`: 200k points per relay phase instead of 1M.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -23,7 +23,7 @@ import { makeTestCerts } from '../test/helpers/certs.ts';
 import { startInfluxd, startNsqd, stopAll, type NsqdHandle } from '../test/helpers/servers.ts';
 import { startToxiproxy, type ToxiproxyHandle } from '../test/helpers/toxiproxy.ts';
 import { TestWriter } from '../test/relay/nsq-writer.ts';
-import { fmt, machineLine, type BenchContext } from './lib.ts';
+import { fmt, machineLine, procCpuMs, procMem, type BenchContext } from './lib.ts';
 
 const LINES_PER_MESSAGE = 1000;
 const LATENCY_MS = 50;
@@ -50,20 +50,6 @@ interface RelayResult extends RelayPhase {
 
 function line(i: number, t0: number): string {
   return `bench_gateway,host=host${i % 200},dc=dc2,api=endpoint_${i % 37} value=${(i * 7919) % 10_000},count=${i % 97}i ${t0 + i}`;
-}
-
-/** CPU (user + system) of a process in ms, from /proc. */
-function procCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-}
-
-/** Peak RSS of a process (VmHWM), bytes. */
-function procPeakRss(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
 }
 
 async function relayPhase(
@@ -137,7 +123,7 @@ async function relayPhase(
       points,
       seconds,
       cpuMs: procCpuMs(pid) - cpu0,
-      rssPeakBytes: procPeakRss(pid),
+      rssPeakBytes: pid === undefined ? 0 : procMem(pid).hwm,
       wireBytes: 0,
     };
     const stored = await influx.count(ns, 'bench_gateway');

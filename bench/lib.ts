@@ -61,3 +61,36 @@ export function writeSection(name: string, markdown: string): void {
   text = a >= 0 && b > a ? text.slice(0, a) + block + text.slice(b + end.length) : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, text);
 }
+
+/** Clock ticks per second of /proc/PID/stat's CPU fields (USER_HZ: 100 on Linux). */
+const CLK_TCK = 100;
+
+/** CPU of a process from /proc (Linux), ms: its own (user + system) and its reaped children's. */
+export function procCpu(pid: number): { ownMs: number; childrenMs: number } {
+  return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** The CPU figures of a /proc/PID/stat line, ms. */
+export function parseProcStat(text: string): { ownMs: number; childrenMs: number } {
+  // Fields after the command name (which may hold spaces): utime, stime, cutime, cstime are 11–14.
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ').map(Number);
+  const tick = 1000 / CLK_TCK;
+  return { ownMs: ((f[11] ?? 0) + (f[12] ?? 0)) * tick, childrenMs: ((f[13] ?? 0) + (f[14] ?? 0)) * tick };
+}
+
+/** Own CPU (user + system) of a process in ms; 0 when there is no such process. */
+export function procCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return procCpu(pid).ownMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident and peak resident memory of a process (VmRSS, VmHWM), bytes. */
+export function procMem(pid: number): { rss: number; hwm: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}

@@ -6,7 +6,7 @@
 // `--quick`: 200k points per phase instead of 2M. `--topics=N` spreads the points over N
 // namespaces; `--max-in-flight-bytes=N` sets relay.maxInFlightBytes; `--relay-only` skips the
 // direct phases, so the RSS peak is the relay's own (memory measurements).
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,7 @@ import { createRelay } from '../src/relay/relay.ts';
 import { InfluxGatewaySender } from '../src/sender/gateway-sender.ts';
 import { TestWriter } from '../test/relay/nsq-writer.ts';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle } from '../test/helpers/servers.ts';
-import { cpuMeter, fmt, machineLine, rssPeak, type BenchContext } from './lib.ts';
+import { cpuMeter, fmt, machineLine, procCpuMs, rssPeak, type BenchContext } from './lib.ts';
 
 const LINES_PER_MESSAGE = 1000;
 const DIRECT_BATCH = 5000;
@@ -36,17 +36,6 @@ interface Phase {
 
 function line(i: number, t0: number): string {
   return `bench_relay,host=host${i % 200},dc=eu-west-1,api=endpoint_${i % 37} value=${(i * 7919) % 10_000},count=${i % 97}i ${t0 + i}`;
-}
-
-/** CPU (user + system) of a process in ms, from /proc (Linux); 0 elsewhere. */
-function procCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 /** Line protocol posted straight to /write, DIRECT_CONCURRENCY requests at a time. */

@@ -3,12 +3,12 @@
 // writing files) with http.ui.enabled false and true, runs alternating, RSS and CPU read from
 // /proc/<pid>. Then the same agent with the page open in Chromium, for scale.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../src/version.ts';
-import { fmt, machineLine, type BenchContext } from './lib.ts';
+import { freePort } from '../test/helpers/servers.ts';
+import { fmt, machineLine, procCpuMs, procMem, type BenchContext } from './lib.ts';
 
 interface Sample {
   rssMiB: number;
@@ -16,31 +16,6 @@ interface Sample {
 }
 
 /** USER_HZ: the unit of utime and stime in /proc/<pid>/stat on Linux. */
-const TICKS = 100;
-
-function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of the whole line (11 and 12 after the command).
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
-}
-
-function procRssMiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1]) / 1024;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Compiles the agent into a temp folder (as `npm run build` would) and returns its entry. */
 function buildCompiled(): { main: string; root: string } {
   const root = mkdtempSync(path.join(os.tmpdir(), 'nsagent-bench-ui-build-'));
@@ -104,7 +79,7 @@ async function measure(main: string, ui: boolean, settleMs: number, windowMs: nu
   const cpu0 = procCpuMs(pid);
   await sleep(windowMs);
   const cpuMsPerMin = ((procCpuMs(pid) - cpu0) * 60_000) / windowMs;
-  const rssMiB = procRssMiB(pid);
+  const rssMiB = procMem(pid).rss / 2 ** 20;
   await close?.();
   await stopAgent(a);
   return { rssMiB, cpuMsPerMin };
