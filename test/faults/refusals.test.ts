@@ -59,7 +59,8 @@ function deadLettered(dir: string): Map<string, number> {
   } catch {
     return counts;
   }
-  for (const line of text.split('\n')) {
+  // The agent may be mid-append: only lines that end in a newline are whole.
+  for (const line of text.slice(0, text.lastIndexOf('\n') + 1).split('\n')) {
     if (line === '') continue;
     const ns = (JSON.parse(line) as { namespace: string }).namespace;
     counts.set(ns, (counts.get(ns) ?? 0) + 1);
@@ -106,8 +107,9 @@ test('20,000 field-type conflicts in one namespace beside a healthy one: few req
   const seed = await fetch(`${influxd.url}/write?db=${bad}&precision=s`, { method: 'POST', body: `conflict,case=seed value="s" ${BASE_TS}` });
   assert.equal(seed.status, 204);
   const agent = await startAgent(dir, agentConfig({ dir, httpPort: await freePort(), nsqd, influxd, namespaces: [bad, healthy] }));
+  // Stopped in finally too, so a failed assertion does not leave it posting until the file times out.
+  const loop = postLoop(agent.api, healthy, 'steady', 25, 50);
   try {
-    const loop = postLoop(agent.api, healthy, 'steady', 25, 50);
     await waitUntil('first healthy points written', async () => (await arrivedCount(influxd, healthy, 'steady')) > 100);
     // 50 bodies of 400 refused points and 40 good ones, interleaved.
     const bodies = Array.from({ length: 50 }, (_, b) =>
@@ -149,6 +151,7 @@ test('20,000 field-type conflicts in one namespace beside a healthy one: few req
     assert.ok(backend.bisectRequests <= 4 * backend.batches, `${backend.bisectRequests} follow-up requests for ${backend.batches} batches`);
     assert.ok(warnings <= 5, `${warnings} refusal warnings`);
   } finally {
+    await loop.stop();
     await stopAgent(agent.run);
   }
 });
@@ -160,8 +163,9 @@ test('a series flood past max-values-per-tag in one namespace beside a healthy o
   const flood = 'faults.tagflood';
   const healthy = 'faults.healthy';
   const agent = await startAgent(dir, agentConfig({ dir, httpPort: await freePort(), nsqd, influxd, namespaces: [flood, healthy] }));
+  // Stopped in finally too, so a failed assertion does not leave it posting until the file times out.
+  const loop = postLoop(agent.api, healthy, 'steady', 25, 50);
   try {
-    const loop = postLoop(agent.api, healthy, 'steady', 25, 50);
     await waitUntil('first healthy points written', async () => (await arrivedCount(influxd, healthy, 'steady')) > 100);
     // 20,000 points, each a new value of the tag "series": past the first thousand InfluxDB refuses them.
     const bodies = Array.from({ length: 50 }, (_, b) =>
@@ -197,6 +201,7 @@ test('a series flood past max-values-per-tag in one namespace beside a healthy o
     assert.equal(dropped, dl.get(flood), 'the drop counter counts exactly the refused points');
     assert.ok(warnings <= 5, `${warnings} refusal warnings`);
   } finally {
+    await loop.stop();
     await stopAgent(agent.run);
   }
 });
