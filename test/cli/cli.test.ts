@@ -4,23 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort } from '../helpers/servers.ts';
-import { agentCommand, runAgent, tempDir, writeConfig } from '../helpers/agent-process.ts';
-
-async function agentConfig(dir: string, extra: Record<string, unknown> = {}) {
-  const port = await freePort();
-  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
-  return {
-    port,
-    config: {
-      dataDir: 'data',
-      log: { level: 'info', dir: 'log', pretty: 'always' },
-      registry: { source: 'file', file: 'registry.json' },
-      http: { listen: `127.0.0.1:${port}` },
-      ...extra,
-    },
-  };
-}
+import { agentCommand, minimalAgentConfig, runAgent, tempDir, writeConfig } from '../helpers/agent-process.ts';
 
 test('check: a wrong type, an unknown key and a missing required field are printed with their paths, exit 2', async () => {
   const dir = tempDir();
@@ -34,7 +18,7 @@ test('check: a wrong type, an unknown key and a missing required field are print
 
 test('check: a good config prints the resolved config with secrets masked, exit 0', async () => {
   const dir = tempDir();
-  const { config } = await agentConfig(dir);
+  const { config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, { ...config, http: { ...config.http, token: '${CLI_TEST_TOKEN}' } });
   const { code, output } = await agentCommand(['check', '-f', file], { CLI_TEST_TOKEN: 'very-secret' });
   assert.equal(code, 0, output);
@@ -54,7 +38,7 @@ test('usage errors exit 2; --help and version exit 0', async () => {
 
 test('status of an agent that is not running exits 3', async () => {
   const dir = tempDir();
-  const { config } = await agentConfig(dir);
+  const { config } = await minimalAgentConfig(dir);
   const { code, output } = await agentCommand(['status', '-f', writeConfig(dir, config)]);
   assert.equal(code, 3);
   assert.match(output, /not running/);
@@ -62,7 +46,7 @@ test('status of an agent that is not running exits 3', async () => {
 
 test('SIGHUP applies a new log level; a bad config is refused and the old one kept; SIGTERM stops within 5 s', async () => {
   const dir = tempDir();
-  const { config } = await agentConfig(dir);
+  const { config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, config);
   const run = runAgent(['start', '-f', file]);
   await run.waitFor(/agent started/);
@@ -90,7 +74,7 @@ test('SIGHUP applies a new log level; a bad config is refused and the old one ke
 
 test('start --daemon returns once the agent runs; status answers; stop waits for the exit and leaves no pid file', async () => {
   const dir = tempDir();
-  const { config } = await agentConfig(dir, {});
+  const { config } = await minimalAgentConfig(dir, {});
   const file = writeConfig(dir, { ...config, log: { ...config.log, pretty: 'never' } });
   const started = await agentCommand(['start', '--daemon', '-f', file]);
   assert.equal(started.code, 0, started.output);
@@ -114,7 +98,7 @@ test('start --daemon returns once the agent runs; status answers; stop waits for
 
 test('stop removes a stale pid file with a message', async () => {
   const dir = tempDir();
-  const { config } = await agentConfig(dir);
+  const { config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, config);
   const pidFile = path.join(dir, 'data', 'agent.pid');
   const { mkdirSync } = await import('node:fs');

@@ -6,25 +6,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freePort } from '../helpers/servers.ts';
-import { runAgent, tempDir, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { minimalAgentConfig, runAgent, tempDir, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
 
 // A generous liveness bound: tsx start-up takes a second or two; a blocked read never ends.
 const PROMPT_MS = 20_000;
-
-async function baseConfig(dir: string) {
-  const port = await freePort();
-  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
-  return {
-    port,
-    config: {
-      dataDir: 'data',
-      log: { level: 'info', dir: 'log', pretty: 'always' },
-      registry: { source: 'file', file: 'registry.json' },
-      http: { listen: `127.0.0.1:${port}` },
-    },
-  };
-}
 
 /** Runs a short command, killing it if it outlives the liveness bound. */
 async function promptCommand(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
@@ -59,7 +44,7 @@ test('check -f on a folder or an oversized file exits 2 with a sentence', async 
 
 test('SIGHUP while the config path is a FIFO: refused with a log line, the agent keeps answering and keeps its config', async () => {
   const dir = tempDir();
-  const { port, config } = await baseConfig(dir);
+  const { port, config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, config);
   const run = runAgent(['start', '-f', file]);
   try {
@@ -88,7 +73,7 @@ test('SIGHUP while the config path is a FIFO: refused with a log line, the agent
 
 test('check warns (exit 0) when a config readable by others holds a token in clear (not when 0600 or ${ENV}), and when dataDir is open', async () => {
   const dir = tempDir();
-  const { config } = await baseConfig(dir);
+  const { config } = await minimalAgentConfig(dir);
   const clear = writeConfig(dir, { ...config, http: { ...config.http, token: 'in-clear-token' } }, 'clear.json');
   chmodSync(clear, 0o644);
   const warned = await promptCommand(['check', '-f', clear]);

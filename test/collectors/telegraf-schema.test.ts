@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runAgent, tempDir, writeConfig } from '../helpers/agent-process.ts';
+import { pollFor, runAgent, tempDir, writeConfig } from '../helpers/agent-process.ts';
 import { freePort, quoteIdent, startInfluxd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
 
 const REFERENCE = fileURLToPath(new URL('../fixtures/procroot/telegraf-system-inputs.lp', import.meta.url));
@@ -41,17 +41,6 @@ async function fieldTypes(influx: InfluxdHandle, db: string): Promise<Map<string
   const out = new Map<string, Map<string, string>>();
   for (const s of res.results[0]?.series ?? []) out.set(s.name, new Map(s.values.map((v) => [String(v[0]), String(v[1])])));
   return out;
-}
-
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  // Nothing to subscribe to across processes: poll the agent's own state with a deadline.
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 function describeTypes(m: Map<string, string> | undefined): string {
@@ -90,11 +79,11 @@ for (const version of ['1.8', '1.6'] as InfluxVersion[]) {
       const agent = runAgent(['start', '-f', config]);
       await agent.waitFor(/agent started/);
       // Three system collections: the second and later carry cpu and diskio's io_util.
-      await waitUntil('three system collections', async () => {
+      await pollFor('three system collections', async () => {
         const res = await fetch(`http://127.0.0.1:${port}/me/status`);
         const status = ((await res.json()) as { data: { scheduler: { namespaces: Record<string, { runs: number }> } } }).data;
         return (status.scheduler.namespaces['*']?.runs ?? 0) >= 3 ? true : undefined;
-      });
+      }, 60_000);
       agent.child.kill('SIGTERM'); // flushes what the sender holds, then exits
       assert.equal((await agent.exited).code, 0, agent.output().slice(-3000));
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { topicFor } from '../../src/publish/topic.ts';
 import { databaseFor } from '../../src/sender/backend-client.ts';
-import { runAgent, writeConfig } from '../helpers/agent-process.ts';
+import { pollFor, runAgent, writeConfig } from '../helpers/agent-process.ts';
 import { TestRepo, tempDir } from '../plugins/helpers.ts';
 import {
   createTopic,
@@ -84,17 +84,6 @@ async function storedPoints(db: string): Promise<{ total: number; measurements: 
   return { total, measurements };
 }
 
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  // Nothing to subscribe to across processes: poll the servers' own state with a deadline.
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 test('agent → nsqd → relay → influxd: every point sent is counted in its namespace database', async () => {
   const { dir } = tempDir('e2e');
   const repo = new TestRepo(dir, 'e2e-plugin');
@@ -146,25 +135,25 @@ test('agent → nsqd → relay → influxd: every point sent is counted in its n
   assert.equal(((await posted.json()) as { data: { accepted: number } }).data.accepted, POSTED);
 
   // Let the plugin and the collectors run a few times; the agent reports its runs.
-  await waitUntil('three plugin runs and system collections', async () => {
+  await pollFor('three plugin runs and system collections', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/me/status`);
     const status = ((await res.json()) as { data: { scheduler: { namespaces: Record<string, { runs: number }> } } }).data;
     const ns = status.scheduler.namespaces;
     return (ns['*']?.runs ?? 0) >= 3 && (ns[ALPHA]?.runs ?? 0) >= 6 ? true : undefined;
-  });
+  }, 30_000);
   agent.child.kill('SIGTERM');
   assert.equal((await agent.exited).code, 0, agent.output().slice(-3000));
 
   // What the agent published after its relay stopped waits in nsqd: a gateway relay drains it.
   const relay = runAgent(['relay', '-f', config]);
   await relay.waitFor(/agent started/);
-  await waitUntil('the relay channel to drain', async () => {
+  await pollFor('the relay channel to drain', async () => {
     const stats = await nsqdStats(nsqd.httpAddress);
     const busy = stats.topics.some((t) =>
       t.channels.some((c) => c.channel_name === 'relay' && c.depth + c.in_flight_count + c.deferred_count > 0),
     );
     return busy ? undefined : true;
-  }).catch(async (err: Error) => {
+  }, 30_000).catch(async (err: Error) => {
     const stats = JSON.stringify((await nsqdStats(nsqd.httpAddress)).topics);
     throw new Error(`${err.message}; nsqd: ${stats}\nrelay output:\n${relay.output().slice(-3000)}`);
   });

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './servers.ts';
 
 export const AGENT_BIN = fileURLToPath(new URL('../../bin/agent', import.meta.url));
 
@@ -26,6 +27,25 @@ export function writeConfig(dir: string, config: unknown, name = 'agent.json'): 
   const file = path.join(dir, name);
   writeFileSync(file, JSON.stringify(config, null, 2));
   return file;
+}
+
+/**
+ * The smallest config an agent starts on: a file registry with no namespace, logs and data in
+ * `dir`, HTTP on a free loopback port; `extra` adds or replaces top-level sections.
+ */
+export async function minimalAgentConfig(dir: string, extra: Record<string, unknown> = {}) {
+  const port = await freePort();
+  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
+  return {
+    port,
+    config: {
+      dataDir: 'data',
+      log: { level: 'info', dir: 'log', pretty: 'always' },
+      registry: { source: 'file', file: 'registry.json' },
+      http: { listen: `127.0.0.1:${port}` },
+      ...extra,
+    },
+  };
 }
 
 export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentRun {
@@ -80,6 +100,20 @@ export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentRun 
       });
     },
   };
+}
+
+/**
+ * Polls `probe` every 200 ms until it answers a value; for state in another process (the agent,
+ * a server) that offers nothing to subscribe to.
+ */
+export async function pollFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Runs a short command (check, stop, status, version) to its end. */
