@@ -69,6 +69,8 @@ function run(req) {
   let failure = null;
   let terminating = false;
   let done = false;
+  // Set once the process exited: a deadline or stop arriving while its pipes drain changes nothing.
+  let exited = false;
   const timers = [];
 
   let child;
@@ -139,6 +141,8 @@ function run(req) {
   runs.set(req.id, {
     pid,
     stop(why) {
+      // A process that already exited (its pipes still draining) finished: it was not stopped.
+      if (exited) return;
       failure ??= why;
       terminate();
     },
@@ -164,6 +168,7 @@ function run(req) {
   child.stderr.on('error', () => {});
 
   child.on('exit', (code, signal) => {
+    exited = true;
     exitCode = code;
     exitSignal = signal;
     // What the plugin left behind in its group dies with it; this also closes the pipes those
@@ -176,6 +181,7 @@ function run(req) {
 
   timers.push(
     setTimeout(() => {
+      if (exited) return;
       timedOut = true;
       terminate();
     }, req.timeoutMs),

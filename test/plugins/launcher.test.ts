@@ -86,6 +86,15 @@ describe('plugin launcher', () => {
     assert.equal(out.exitCode, null);
   });
 
+  test('a deadline that passes while the pipes of an exited plugin drain does not make the run timed out', async () => {
+    // The plugin exits at once; a child in its own session keeps stdout open past the deadline.
+    const dir = scriptFolder('setsid sleep 2 &\necho "[]"\nexit 0\n');
+    const out = await runPluginProcess(options(dir, { timeoutMs: 200 }));
+    assert.equal(out.exitCode, 0, out.stderrTail);
+    assert.equal(out.timedOut, false);
+    assert.equal(out.failure, null);
+  });
+
   test('runs at once share one launcher process', async () => {
     const outs = await Promise.all(Array.from({ length: 8 }, () => runPluginProcess(options(folder('ok')))));
     for (const out of outs) assert.equal(out.exitCode, 0, out.stderrTail);
