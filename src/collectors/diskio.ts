@@ -4,7 +4,7 @@
 // between two readings as Telegraf does. Devices whose counters are all zero are left out, as
 // gopsutil leaves them out of Telegraf's view.
 import { systemClock, type Clock } from '../clock.ts';
-import { compileFilter, type NameFilter } from './filter.ts';
+import { optionalFilter, type NameFilter } from './filter.ts';
 import type { Accumulator, Collector } from './types.ts';
 import type { HostFs } from './hostfs.ts';
 
@@ -78,7 +78,7 @@ export class DiskIoCollector implements Collector {
 
   constructor(opts: DiskIoCollectorOptions) {
     this.fs = opts.hostFs;
-    this.filter = opts.devices && opts.devices.length > 0 ? compileFilter(opts.devices) : null;
+    this.filter = optionalFilter(opts.devices);
     this.clock = opts.clock ?? systemClock;
   }
 

@@ -17,6 +17,11 @@ export interface NameFilter {
 }
 
 /** A filter matching any of the patterns; throws on a pattern globProblem() refuses. */
+/** A filter when patterns are given, else null (everything passes). */
+export function optionalFilter(patterns: readonly string[] | undefined): NameFilter | null {
+  return patterns && patterns.length > 0 ? compileFilter(patterns) : null;
+}
+
 export function compileFilter(patterns: readonly string[]): NameFilter {
   const exact = new Set<string>();
   const sources: string[] = [];

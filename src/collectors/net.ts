@@ -3,7 +3,7 @@
 // with no interface list, loopback, interfaces that are down and interfaces the kernel does not
 // list in /sys/class/net are left out; with a list, exactly the interfaces it matches. With
 // ignoreProtocolStats off, one more line (interface=all) carries /proc/net/snmp's counters.
-import { compileFilter, type NameFilter } from './filter.ts';
+import { optionalFilter, type NameFilter } from './filter.ts';
 import type { Accumulator, Collector } from './types.ts';
 import type { HostFs } from './hostfs.ts';
 
@@ -95,7 +95,7 @@ export class NetCollector implements Collector {
 
   constructor(opts: NetCollectorOptions) {
     this.fs = opts.hostFs;
-    this.filter = opts.interfaces && opts.interfaces.length > 0 ? compileFilter(opts.interfaces) : null;
+    this.filter = optionalFilter(opts.interfaces);
     this.ignoreProtocolStats = opts.ignoreProtocolStats ?? true;
   }
 

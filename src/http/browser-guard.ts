@@ -7,7 +7,7 @@
 import os from 'node:os';
 import type { Middleware } from 'koa';
 import { sendError } from './envelope.ts';
-import { splitHostPort } from './server.ts';
+import { splitHostPort } from '../config/addresses.ts';
 
 export type BrowserRefusal = 'foreign_origin' | 'cross_site' | 'foreign_host';
 

@@ -10,7 +10,6 @@ import type { PluginsConfig } from '../config/schema.ts';
 import type { MetricSink } from '../points/metric.ts';
 import type { PluginEntry } from '../registry/types.ts';
 import { ClockScheduler, type ClockJobSpec } from '../scheduler/clock-schedule.ts';
-import type { Scheduler } from '../scheduler/scheduler.ts';
 import type { JobScheduler, JobSpec, RunDeclined } from '../scheduler/types.ts';
 import { ParamsError, paramsFromArgs } from './builtin.ts';
 import { PluginRepoCache, PluginRepoError, type GitFactory } from './git-cache.ts';
@@ -467,8 +466,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
   private nextRunAt(rec: PluginRecord): number | null {
     const jobKey = `plugin:${rec.namespace}/${rec.name}`;
     if (rec.entry.cron !== undefined) return this.clockScheduler.describeJob(PLUGIN_JOB_OWNER, jobKey)?.nextRunAt ?? null;
-    const describe = (this.scheduler as Partial<Pick<Scheduler, 'describeJob'>>).describeJob;
-    return describe ? (describe.call(this.scheduler, PLUGIN_JOB_OWNER, jobKey)?.nextRunAt ?? null) : null;
+    return this.scheduler.describeJob?.(PLUGIN_JOB_OWNER, jobKey)?.nextRunAt ?? null;
   }
 
   /** A tick of a plugin's job: a run, or why not (the scheduler counts it by that reason). */

@@ -106,7 +106,7 @@ export class Normaliser {
   }
 
   /** Normalises one metric; `nowSec` lets callers share one clock reading. */
-  normalise(input: unknown, plugin?: string, nowSec = Math.floor(this.clock.now() / 1000)): NormaliseOutcome {
+  normalise(input: unknown, plugin?: string, nowSec = this.nowSec()): NormaliseOutcome {
     const out = this.one(input, plugin === undefined ? undefined : pluginPrefix(plugin), nowSec);
     if (out instanceof Refusal) return { ok: false, code: out.code, reason: out.reason };
     return { ok: true, line: out, timestampReplaced: this.replaced };

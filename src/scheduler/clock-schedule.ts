@@ -5,7 +5,7 @@
 // expression and time zone are unchanged, with its next time and any run in progress.
 import type { Logger } from 'pino';
 import schedule from 'node-schedule';
-import type { RunDeclined } from './types.ts';
+import { isDeclined, type RunDeclined } from './types.ts';
 
 export interface ClockJobSpec {
   /** Stable identity within the owner, e.g. "plugin:<ns>/<name>". */
@@ -168,7 +168,7 @@ export class ClockScheduler {
     e.running = result.then(
       (declined) => {
         // A declined time is counted as skipped (or refused), by the same rule as interval ticks.
-        if (declined) {
+        if (isDeclined(declined)) {
           if (declined.declined === 'refused') e.refused++;
           else e.skipped++;
           return;

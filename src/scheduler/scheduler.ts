@@ -8,7 +8,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { DueHeap, type HeapEntry } from './due-heap.ts';
 import { LatenessWindow, type LatenessSummary } from './lateness-window.ts';
 import { jobPhaseMs, nextAlignedRun } from './phase.ts';
-import type { JobScheduler, JobSpec, RunDeclined } from './types.ts';
+import { isDeclined, type JobScheduler, type JobSpec, type RunDeclined } from './types.ts';
 
 export interface SchedulerOptions {
   /** Seeds every job's phase, so hosts of a fleet fire at different moments. */
@@ -598,10 +598,6 @@ export class Scheduler implements JobScheduler {
     t.skipped.missed = (t.skipped.missed ?? 0) + lost;
     this.metrics.skipped.inc({ owner: job.owner, reason: 'missed' }, lost);
   }
-}
-
-function isDeclined(v: unknown): v is RunDeclined {
-  return typeof v === 'object' && v !== null && ((v as RunDeclined).declined === 'skipped' || (v as RunDeclined).declined === 'refused') && typeof (v as RunDeclined).reason === 'string';
 }
 
 function specProblem(spec: JobSpec): string | null {

@@ -24,6 +24,11 @@ export interface RunDeclined {
   reason: string;
 }
 
+/** Whether what a job's run answered is a RunDeclined (anything else counts as a run). */
+export function isDeclined(v: unknown): v is RunDeclined {
+  return typeof v === 'object' && v !== null && ((v as RunDeclined).declined === 'skipped' || (v as RunDeclined).declined === 'refused') && typeof (v as RunDeclined).reason === 'string';
+}
+
 export interface JobScheduler {
   /**
    * Replace the set of jobs owned by `owner`. A job whose key and interval are unchanged keeps
@@ -31,4 +36,6 @@ export interface JobScheduler {
    */
   reconcile(owner: string, jobs: JobSpec[]): void;
   status(): Record<string, unknown>;
+  /** A job's next planned run (ms since the epoch), when the scheduler can tell. */
+  describeJob?(owner: string, key: string): { nextRunAt: number | null } | null;
 }
