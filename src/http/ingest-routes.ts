@@ -17,7 +17,7 @@ import { mapFalconSlice, type MappedPush } from './falcon-push.ts';
 import type { HttpMetrics } from './http-metrics.ts';
 import { readJsonItems } from './json-items.ts';
 import { MAX_NAMESPACE_CHARS, Params } from './params.ts';
-import { runInSlices } from './slices.ts';
+import { runInSlices, runRangeInSlices } from '../slices.ts';
 
 export interface IngestRoutesOptions {
   sink: MetricSink;
@@ -101,13 +101,7 @@ export function mountIngestRoutes(router: Router, opts: IngestRoutesOptions): vo
       onTooMany: tooMany,
     });
     const mapped: MappedPush = { metrics: [], itemIndexes: [], rejected: [], rejectedCount: 0 };
-    let from = 0;
-    await runInSlices((n) => {
-      const to = Math.min(items.length, from + n);
-      mapFalconSlice(items, from, to, mapped, opts.maxReportedRejections);
-      from = to;
-      return from >= items.length;
-    }, { sliceMs: opts.sliceMs });
+    await runRangeInSlices(items.length, (from, to) => mapFalconSlice(items, from, to, mapped, opts.maxReportedRejections), { sliceMs: opts.sliceMs });
     await ingest(ctx, ctx.path === '/v1/push' ? '/v1/push' : '/api/push', ns, mapped.metrics, mapped.itemIndexes, { list: mapped.rejected, count: mapped.rejectedCount }, opts);
   };
   router.post('/api/push', opts.auth, opts.body, push);

@@ -5,7 +5,7 @@
 // step parses more than one item, an item may hold at most MAX_ITEM_CHARS, and a body may hold
 // at most `maxItems` items (413 beyond, found before the rest is parsed).
 import { ApiError } from './envelope.ts';
-import { runInSlices } from './slices.ts';
+import { runInSlices } from '../slices.ts';
 
 export interface JsonItemsOptions {
   /** What a good body looks like, appended to every refusal. */

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { DroppedError, type Publisher } from '../publish/publisher.ts';
 import type { MetricSink, PushOptions, PushResult } from './metric.ts';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { runRangeInSlices } from '../slices.ts';
 import { emptyBatch, type Normaliser, type NormalisedBatch, type RejectCode } from './normalise.ts';
 
 export interface PipelineOptions {
@@ -22,9 +22,6 @@ export interface PipelineOptions {
    */
   sliceMs?: number;
 }
-
-/** Metrics normalised between two looks at the slice clock. */
-const SLICE_CHECK_EVERY = 1024;
 
 export interface PipelineStatus {
   pointsIn: number;
@@ -128,15 +125,7 @@ export class Pipeline implements MetricSink {
     const batch = emptyBatch();
     const sliceOpts = { plugin: opts.plugin, maxLineBytes: this.maxLineBytes, maxListedRejections: opts.maxListedRejections };
     const nowSec = this.normaliser.nowSec();
-    let sliceStart = performance.now();
-    for (let from = 0; from < metrics.length; from += SLICE_CHECK_EVERY) {
-      const to = Math.min(metrics.length, from + SLICE_CHECK_EVERY);
-      this.normaliser.normaliseSlice(metrics, from, to, batch, sliceOpts, nowSec);
-      if (to < metrics.length && performance.now() - sliceStart >= this.sliceMs) {
-        await yieldToLoop();
-        sliceStart = performance.now();
-      }
-    }
+    await runRangeInSlices(metrics.length, (from, to) => this.normaliser.normaliseSlice(metrics, from, to, batch, sliceOpts, nowSec), { sliceMs: this.sliceMs });
     return batch;
   }
 

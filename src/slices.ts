@@ -23,3 +23,14 @@ export async function runInSlices(step: SliceStep, opts: SliceOptions): Promise<
     }
   }
 }
+
+/** Runs `each(from, to)` over the index range [0, length) in slices, as runInSlices does. */
+export async function runRangeInSlices(length: number, each: (from: number, to: number) => void, opts: SliceOptions): Promise<void> {
+  let from = 0;
+  await runInSlices((n) => {
+    const to = Math.min(length, from + n);
+    each(from, to);
+    from = to;
+    return from >= length;
+  }, opts);
+}
