@@ -144,14 +144,19 @@ export function createNsqPublisher(opts: NsqPublisherOptions & { replicas?: numb
   return replicas > 1 ? new ReplicatedPublisher({ ...opts, replicas }) : new NsqPublisher(opts);
 }
 
-/** Sums the spools' figures; durations and ages (…Sec, …Ms) take the largest. */
-function mergeSpoolStatus(dir: string, spools: SpoolStatus[]): SpoolStatus {
+/**
+ * Sums the spools' figures; durations and ages (…Sec, …Ms) take the largest, except the outage
+ * the spools can hold: that ends when the first of them is full, so it is the smallest.
+ */
+export function mergeSpoolStatus(dir: string, spools: SpoolStatus[]): SpoolStatus {
   const merged: Record<string, unknown> = { ...spools[0], dir };
   for (const [key, value] of Object.entries(spools[0] ?? {})) {
     if (typeof value !== 'number') continue;
     const values = spools.map((s) => Number((s as unknown as Record<string, unknown>)[key]) || 0);
     merged[key] = /(Sec|Ms)$/.test(key) ? Math.max(...values) : sum(values);
   }
+  const outages = spools.map((s) => s.outageSec).filter((v): v is number => typeof v === 'number');
+  if ('outageSec' in merged) merged.outageSec = outages.length > 0 ? Math.min(...outages) : null;
   return merged as unknown as SpoolStatus;
 }
 

@@ -9,7 +9,8 @@ import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/log/logger.ts';
 import { decodeMessage } from '../../src/publish/envelope.ts';
-import { ReplicatedPublisher, replicaSpoolDir } from '../../src/publish/replicated-publisher.ts';
+import { mergeSpoolStatus, ReplicatedPublisher, replicaSpoolDir } from '../../src/publish/replicated-publisher.ts';
+import type { SpoolStatus } from '../../src/publish/spool.ts';
 import { topicFor } from '../../src/publish/topic.ts';
 import { readAll, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 
@@ -105,3 +106,11 @@ function baseOptions() {
     logger: silentLogger(),
   };
 }
+
+test('the replicas\' spools together hold the outage the first of them to fill can hold', () => {
+  const spool = (outageSec: number | null, bytes: number) => ({ bytes, outageSec, oldestAgeSec: 5 }) as unknown as SpoolStatus;
+  const merged = mergeSpoolStatus('/spool', [spool(null, 10), spool(300, 20), spool(120, 30)]);
+  assert.equal(merged.outageSec, 120);
+  assert.equal(merged.bytes, 60);
+  assert.equal(mergeSpoolStatus('/spool', [spool(null, 1), spool(null, 2)]).outageSec, null);
+});
