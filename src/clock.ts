@@ -16,3 +16,27 @@ export const systemClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
+
+/**
+ * Resolves after `ms` on `clock`, or at once when `signal` aborts (stop() cutting a backoff short).
+ * Never rejects.
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const wake = (): void => {
+      clock.clearTimeout(timer);
+      signal?.removeEventListener('abort', wake);
+      resolve();
+    };
+    const timer = clock.setTimeout(wake, ms);
+    signal?.addEventListener('abort', wake, { once: true });
+  });
+}
+
+/** Waits for `p` to settle (its outcome ignored) or for `ms` to pass, whichever comes first. */
+export async function settledWithin(clock: Clock, p: Promise<unknown>, ms: number): Promise<void> {
+  const timeUp = new AbortController();
+  await Promise.race([p.catch(() => undefined), sleep(clock, ms, timeUp.signal)]);
+  timeUp.abort();
+}

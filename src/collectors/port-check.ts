@@ -3,6 +3,7 @@
 // long does it take. Every outcome is a `port_check` point; nothing here throws.
 import net from 'node:net';
 import { systemClock, type Clock } from '../clock.ts';
+import { mapLimited } from '../concurrency.ts';
 import type { PortCheck } from '../registry/types.ts';
 import { isGone, type HostFs } from './hostfs.ts';
 import type { Accumulator } from './types.ts';
@@ -127,18 +128,4 @@ export class PortChecker {
       acc.add('port_check', fields, tags);
     }
   }
-}
-
-/** Promise.all with at most `limit` calls in flight. */
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }

@@ -1,6 +1,7 @@
 // Helpers for built-in plugins (goplugins/): params declared as a zod schema and checked with a
 // sentence that names the param and the fix, and the `key=value` form on-demand runs use.
 import type { z } from 'zod';
+import { mapLimited } from '../concurrency.ts';
 import type { Metric } from '../points/metric.ts';
 import type { BuiltinPluginContext, BuiltinPluginFn } from './types.ts';
 
@@ -72,14 +73,5 @@ export async function probeAll<T>(
   concurrency: number,
   probe: (target: T) => Promise<Metric[]>,
 ): Promise<Metric[]> {
-  const results: Metric[][] = new Array(targets.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < targets.length) {
-      const i = next++;
-      results[i] = await probe(targets[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, targets.length) }, worker));
-  return results.flat();
+  return (await mapLimited(targets, concurrency, probe)).flat();
 }

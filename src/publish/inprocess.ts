@@ -4,7 +4,8 @@
 // dropped, counted and logged. The sender's own start/stop belong to the composition root.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
+import { backoffMs } from '../backoff.ts';
+import { sleep, systemClock, type Clock } from '../clock.ts';
 import type { GatewaySender } from '../sender/types.ts';
 import { PublishMetrics, type PublishTotals } from './publish-metrics.ts';
 import { DroppedError, type Publisher } from './publisher.ts';
@@ -41,10 +42,9 @@ export class InProcessPublisher implements Publisher {
   private retries = 0;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private stopPromise: Promise<void> | undefined;
-  /** Backoff sleeps, woken early when stop() gives up on retries. */
-  private readonly sleepers = new Set<() => void>();
+  /** Aborted when stop() gives up on retries: wakes every backoff sleep. */
+  private readonly stopRetrying = new AbortController();
   private idleWaiters: Array<() => void> = [];
-  private giveUp = false;
 
   constructor(opts: InProcessPublisherOptions) {
     this.sender = opts.sender;
@@ -121,8 +121,7 @@ export class InProcessPublisher implements Publisher {
     }
     this.state = 'stopping';
     const timer = this.clock.setTimeout(() => {
-      this.giveUp = true;
-      for (const wake of [...this.sleepers]) wake();
+      this.stopRetrying.abort();
     }, this.stopTimeoutMs);
     while (this.writes > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     this.clock.clearTimeout(timer);
@@ -140,29 +139,17 @@ export class InProcessPublisher implements Publisher {
         return;
       } catch (err) {
         const elapsed = this.clock.now() - startedAt;
-        if (this.giveUp || elapsed >= this.giveUpAfterMs) {
-          const why = this.giveUp ? 'the agent stopped while the sender still failed' : `the sender failed for ${Math.round(elapsed / 1000)} s`;
+        if (this.stopRetrying.signal.aborted || elapsed >= this.giveUpAfterMs) {
+          const why = this.stopRetrying.signal.aborted ? 'the agent stopped while the sender still failed' : `the sender failed for ${Math.round(elapsed / 1000)} s`;
           this.metrics.dropped('sender_failed', lines.length, { namespace, error: (err as Error).message });
           throw new DroppedError(`${lines.length} lines dropped: ${why}`, lines.length);
         }
         this.retries++;
         if (attempt === 0) this.log.warn({ namespace, error: (err as Error).message }, 'sender refused a write; retrying with backoff');
-        const delayMs = Math.min(this.retryMaxMs, this.retryMinMs * 2 ** Math.min(attempt, 20));
-        await this.sleep(Math.min(delayMs, Math.max(0, this.giveUpAfterMs - elapsed)));
+        const delayMs = backoffMs(attempt, this.retryMinMs, this.retryMaxMs);
+        await sleep(this.clock, Math.min(delayMs, Math.max(0, this.giveUpAfterMs - elapsed)), this.stopRetrying.signal);
       }
     }
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const wake = (): void => {
-        this.clock.clearTimeout(timer);
-        this.sleepers.delete(wake);
-        resolve();
-      };
-      const timer: TimerHandle = this.clock.setTimeout(wake, ms);
-      this.sleepers.add(wake);
-    });
   }
 
   private wakeIdle(): void {

@@ -3,6 +3,7 @@
 // OK, a failed connection, or a publish that nsqd left unanswered for publishTimeoutMs.
 import type { Writer } from 'nsqjs';
 import type { Logger } from 'pino';
+import { backoffMs, withJitter } from '../backoff.ts';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { NsqConnectionSecurity } from './nsq-tls.ts';
 
@@ -216,10 +217,9 @@ export class NsqdLink {
   }
 
   private scheduleReconnect(): void {
-    const base = Math.min(this.opts.reconnectMaxMs, this.opts.reconnectMinMs * 2 ** Math.min(this.attempt, 20));
+    // Jittered so a fleet does not reconnect in lockstep after an nsqd restart.
+    const delayMs = withJitter(backoffMs(this.attempt, this.opts.reconnectMinMs, this.opts.reconnectMaxMs));
     this.attempt++;
-    // Jitter (50–100 %) so a fleet does not reconnect in lockstep after an nsqd restart.
-    const delayMs = Math.round(base * (0.5 + Math.random() * 0.5));
     this.reconnectTimer = this.clock.setTimeout(() => this.connect(), delayMs);
   }
 

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import type { Message, Reader } from 'nsqjs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
+import { backoffMs } from '../backoff.ts';
+import { settledWithin, systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import type { RelayConfig } from '../config/schema.ts';
 import { decodeMessage } from '../publish/envelope.ts';
 import { nsqConnectionSecurity, type NsqConnectionSecurity, type NsqLinkSecurityConfig } from '../publish/nsq-tls.ts';
@@ -364,7 +365,7 @@ export class Relay {
     await new Promise<void>((resolve) => setImmediate(resolve));
     const closed = tr.connected.size > 0 ? once(tr.reader, 'not_ready') : Promise.resolve();
     tr.reader.close();
-    await raceDelay(closed, 2000, this.clock);
+    await settledWithin(this.clock, closed, 2000);
   }
 
   /** Resolves once no message reached `tr` for `quietMs`, or after `maxMs` at the most. */
@@ -495,7 +496,7 @@ export class Relay {
 
   private requeueDelayMs(attempts: number): number {
     const { requeueMinMs, requeueMaxMs } = this.cfg;
-    return Math.min(requeueMaxMs, requeueMinMs * 2 ** Math.min(Math.max(0, attempts - 1), 30));
+    return backoffMs(attempts - 1, requeueMinMs, requeueMaxMs);
   }
 
   private count(result: MessageResult): void {
@@ -565,17 +566,6 @@ const ERROR_LOG_EVERY_MS = 60_000;
 
 /** nsqd's default --max-req-timeout is 1 h; a longer requeue is refused. */
 const MAX_REQUEUE_MS = 3_600_000;
-
-async function raceDelay(p: Promise<unknown>, ms: number, clock: Clock): Promise<void> {
-  let timer: TimerHandle | undefined;
-  await Promise.race([
-    p.catch(() => undefined),
-    new Promise<void>((resolve) => {
-      timer = clock.setTimeout(resolve, ms);
-    }),
-  ]);
-  if (timer) clock.clearTimeout(timer);
-}
 
 class RelayProm {
   readonly messages: Counter<'result'>;
