@@ -205,6 +205,7 @@ export class Agent {
           registry,
           plugins,
           status: () => this.status(),
+          exposeStatus: (name, read) => this.statusProviders.set(name, read),
           metrics,
           ui: ui.enabled ? { history } : undefined,
         }),

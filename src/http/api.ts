@@ -40,6 +40,11 @@ export interface ApiDeps {
   plugins?: PluginControl;
   /** /me/status: version, hostname, uptime, pollers, schedulers, plugins, NSQ, spool, sender. */
   status(): Record<string, unknown>;
+  /**
+   * Hands the API's own status section (`http`: refusals by reason, the parse budget) to the
+   * agent's status, so readers other than /me/status (the /ui history) see it too.
+   */
+  exposeStatus?: (name: 'http', read: () => Record<string, unknown>) => void;
   /** The agent's prom-client registry, served at /metrics; the API adds its own metrics to it. */
   metrics: Registry;
   /** Namespaces POST may write into; default: the registry's current namespaces. */
@@ -92,10 +97,9 @@ export function createApi(deps: ApiDeps): Koa {
     retryAfterSec: deps.busyRetryAfterSec ?? 1,
   });
   const sliceMs = deps.sliceMs ?? 4;
-  const status = () => ({
-    ...deps.status(),
-    http: { refused: metrics.refusedByReason(), parsing: budget.status() },
-  });
+  const httpStatus = () => ({ refused: metrics.refusedByReason(), parsing: budget.status() });
+  deps.exposeStatus?.('http', httpStatus);
+  const status = () => ({ ...deps.status(), http: httpStatus() });
 
   const registry = deps.registry;
   const known = deps.knownNamespaces ?? (() => registry?.current().namespaces ?? []);

@@ -95,6 +95,10 @@ test('refusals are counted by reason in /metrics and /me/status', async () => {
   assert.ok(sumMetric(text, 'nsagent_http_refused_total', { reason: 'cross_site' }) >= 3);
   const refused = (await agent.api.status()).http?.refused;
   assert.ok(refused?.foreign_host >= 12 && refused?.foreign_origin >= 3 && refused?.cross_site >= 3, JSON.stringify(refused));
+  // The /ui page's history reads the same status: refusals by the browser guard are drop series there.
+  const history = (await (await fetch(`${agent.api.base}/me/history`)).json()) as { data: { series: Record<string, { v: Array<number | null> }> } };
+  const crossSite = history.data.series['drop:http.refused.cross_site']?.v.at(-1);
+  assert.ok(typeof crossSite === 'number' && crossSite >= 3, `drop:http.refused.cross_site in /me/history: ${JSON.stringify(Object.keys(history.data.series))}`);
 });
 
 test('http.allowedHosts adds names, exact or "*.domain", for Host and Origin alike', async () => {
