@@ -81,7 +81,7 @@ export class Agent {
     const metrics = this.metrics;
     const child = (component: string) => this.log.child({ component });
     const relayRole = this.role === 'relay';
-    const relayHere = relayRole || (Boolean(cfg.nsq) && cfg.relay.enabled);
+    const relayHere = relayRole || cfg.relay.enabled;
 
     // The sender: fed in-process (no nsq section) or by the relay.
     let sender: GatewaySender | undefined;

@@ -6,7 +6,7 @@ import { open, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describeZodIssue } from './issues.ts';
-import { configSchema, relayRoleConfigSchema, type AgentConfig } from './schema.ts';
+import { relayRoleConfigSchema, startRoleConfigSchema, type AgentConfig } from './schema.ts';
 
 /** A validated config whose paths are absolute and whose derived defaults are filled in. */
 export type ResolvedConfig = AgentConfig & {
@@ -162,7 +162,7 @@ function fileKind(st: Stats): string {
 export function parseConfig(raw: unknown, configPath: string, env: NodeJS.ProcessEnv = process.env, role: ConfigRole = 'agent'): ResolvedConfig {
   const problems: string[] = [];
   const substituted = substituteEnv(raw, '$', env, problems);
-  const parsed = (role === 'relay' ? relayRoleConfigSchema : configSchema).safeParse(substituted);
+  const parsed = (role === 'relay' ? relayRoleConfigSchema : startRoleConfigSchema).safeParse(substituted);
   if (!parsed.success) problems.push(
       ...parsed.error.issues.map((i) => describeZodIssue(i, { unknownKeyHint: "check the spelling against the README's config reference" })),
     );

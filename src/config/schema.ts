@@ -503,19 +503,26 @@ export const configSchema = z
   })
   .strict();
 
-/**
- * `agent relay` runs the relay whatever relay.enabled says, so it needs nsqd to consume from.
- * (Under `agent start` the relay runs only with an nsq section, which names its nsqd.)
- */
-export const relayRoleConfigSchema = configSchema.superRefine((c, ctx) => {
+type ParsedConfig = z.output<typeof configSchema>;
+
+/** A relay consumes from relay.nsqdTcpAddresses, relay.lookupdHttpAddresses or the nsq section's nsqd. */
+function refuseRelayWithoutNsqd(c: ParsedConfig, ctx: z.RefinementCtx, who: string): void {
   if (!c.nsq && c.relay.nsqdTcpAddresses.length === 0 && c.relay.lookupdHttpAddresses.length === 0) {
     ctx.addIssue({
       code: z.ZodIssueCode.custom,
       path: ['relay', 'nsqdTcpAddresses'],
-      message: 'agent relay needs nsqd to consume from: set relay.nsqdTcpAddresses, relay.lookupdHttpAddresses or nsq.nsqdTcpAddresses',
+      message: `${who} needs nsqd to consume from: set relay.nsqdTcpAddresses, relay.lookupdHttpAddresses or nsq.nsqdTcpAddresses`,
     });
   }
+}
+
+/** `agent start`: relay.enabled runs the relay beside the collection. */
+export const startRoleConfigSchema = configSchema.superRefine((c, ctx) => {
+  if (c.relay.enabled) refuseRelayWithoutNsqd(c, ctx, 'relay.enabled (a relay inside agent start)');
 });
+
+/** `agent relay` runs the relay whatever relay.enabled says. */
+export const relayRoleConfigSchema = configSchema.superRefine((c, ctx) => refuseRelayWithoutNsqd(c, ctx, 'agent relay'));
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type AgentConfig = z.output<typeof configSchema>;

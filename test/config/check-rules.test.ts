@@ -65,6 +65,15 @@ test('check and start refuse, all at once with their JSON paths, every mistake t
   assert.equal(relay.code, 2, relay.output);
   assert.match(relay.output, /\$\.relay\.nsqdTcpAddresses: /);
   assert.equal(existsSync(path.join(dir, 'log')), false, 'relay created its log folder');
+
+  // relay.enabled under `agent start` with nothing to consume from used to run no relay, silently.
+  const enabledFile = writeConfig(dir, { dataDir: 'data', log: { dir: 'log', pretty: 'never' }, registry: { file: 'registry.json' }, relay: { enabled: true } }, 'enabled.json');
+  for (const args of [['check', '-f', enabledFile], ['start', '-f', enabledFile]]) {
+    const out = await agentCommand(args);
+    assert.equal(out.code, 2, out.output);
+    assert.match(out.output, /\$\.relay\.nsqdTcpAddresses: relay\.enabled \(a relay inside agent start\) needs nsqd/);
+  }
+  assert.equal(existsSync(path.join(dir, 'log')), false, 'start created its log folder');
 });
 
 test('the shipped example configs pass check, for start and for the relay role', async () => {
