@@ -9,7 +9,7 @@ import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { LinkDownError, NsqdLink, type LinkStatus } from './nsqd-link.ts';
 import { nsqConnectionSecurity, type NsqLinkSecurityConfig } from './nsq-tls.ts';
 import { Batch, Packer, Ticket } from './packer.ts';
-import { PublishMetrics, type PublishTotals } from './publish-metrics.ts';
+import { PublishMetrics, type PublishGaugeSource, type PublishTotals } from './publish-metrics.ts';
 import type { Publisher } from './publisher.ts';
 import { Spool, type SpoolEntry, type SpoolStatus } from './spool.ts';
 import { topicFor } from './topic.ts';
@@ -91,6 +91,8 @@ export class NsqPublisher implements Publisher {
   private readonly links: NsqdLink[];
   private readonly packer: Packer;
   private readonly spool: Spool;
+  /** What the publish gauges read at scrape time; a ReplicatedPublisher combines its replicas'. */
+  readonly gauges: PublishGaugeSource;
   private readonly metrics: PublishMetrics;
   private readonly maxInFlight: number;
   private readonly replayMax: number;
@@ -153,19 +155,15 @@ export class NsqPublisher implements Publisher {
         }),
     );
     this.spool = new Spool({ ...opts.spool, logger: this.log.child({ part: 'spool' }), clock: this.clock });
-    this.metrics = opts.sharedMetrics ?? new PublishMetrics({
-      registry: opts.metrics,
-      logger: this.log,
-      clock: this.clock,
-      gauges: {
-        inFlightBatches: () => this.inFlight,
-        queuedBatches: () => this.sealed.length + this.spooling,
-        spoolBytes: () => this.spool.bytes(),
-        spoolOldestAgeSec: () => this.spool.status().oldestAgeSec,
-        spoolOutageSec: () => this.spool.status().outageSec,
-        nsqdReady: () => this.links.map((l) => ({ nsqd: l.address, ready: l.ready })),
-      },
-    });
+    this.gauges = {
+      inFlightBatches: () => this.inFlight,
+      queuedBatches: () => this.sealed.length + this.spooling,
+      spoolBytes: () => this.spool.bytes(),
+      spoolOldestAgeSec: () => this.spool.status().oldestAgeSec,
+      spoolOutageSec: () => this.spool.status().outageSec,
+      nsqdReady: () => this.links.map((l) => ({ nsqd: l.address, ready: l.ready })),
+    };
+    this.metrics = opts.sharedMetrics ?? new PublishMetrics({ registry: opts.metrics, logger: this.log, clock: this.clock, gauges: this.gauges });
   }
 
   /** Opens the spool and connects; waits up to connectWaitMs for one nsqd (not an error if none). */

@@ -68,12 +68,14 @@ export class ReplicatedPublisher implements Publisher {
       registry: opts.metrics,
       logger: opts.logger,
       clock: opts.clock ?? systemClock,
+      // Each replica's own gauge readers, combined as mergeSpoolStatus combines their status.
       gauges: {
-        inFlightBatches: () => sum(parts.map((p) => p.status().inFlightBatches)),
-        queuedBatches: () => sum(parts.map((p) => p.status().queuedBatches)),
-        spoolBytes: () => sum(parts.map((p) => p.status().spool.bytes)),
-        spoolOldestAgeSec: () => Math.max(0, ...parts.map((p) => p.status().spool.oldestAgeSec)),
-        nsqdReady: () => parts.flatMap((p) => p.status().nsqd.map((l) => ({ nsqd: l.address, ready: l.state === 'ready' }))),
+        inFlightBatches: () => sum(parts.map((p) => p.gauges.inFlightBatches())),
+        queuedBatches: () => sum(parts.map((p) => p.gauges.queuedBatches())),
+        spoolBytes: () => sum(parts.map((p) => p.gauges.spoolBytes())),
+        spoolOldestAgeSec: () => Math.max(0, ...parts.map((p) => p.gauges.spoolOldestAgeSec())),
+        spoolOutageSec: () => smallestOutage(parts.map((p) => p.gauges.spoolOutageSec?.() ?? null)),
+        nsqdReady: () => parts.flatMap((p) => p.gauges.nsqdReady()),
       },
     });
     parts = Array.from({ length: replicas }, (_, r) => {
@@ -155,9 +157,14 @@ export function mergeSpoolStatus(dir: string, spools: SpoolStatus[]): SpoolStatu
     const values = spools.map((s) => Number((s as unknown as Record<string, unknown>)[key]) || 0);
     merged[key] = /(Sec|Ms)$/.test(key) ? Math.max(...values) : sum(values);
   }
-  const outages = spools.map((s) => s.outageSec).filter((v): v is number => typeof v === 'number');
-  if ('outageSec' in merged) merged.outageSec = outages.length > 0 ? Math.min(...outages) : null;
+  if ('outageSec' in merged) merged.outageSec = smallestOutage(spools.map((s) => s.outageSec));
   return merged as unknown as SpoolStatus;
+}
+
+/** The first spool to fill ends the outage the replicas can hold; null when none has a figure yet. */
+function smallestOutage(outages: Array<number | null | undefined>): number | null {
+  const known = outages.filter((v): v is number => typeof v === 'number');
+  return known.length > 0 ? Math.min(...known) : null;
 }
 
 function sum(xs: number[]): number {

@@ -82,6 +82,9 @@ test('replicas 2: each batch reaches both nsqd; a down nsqd gets its copies from
   const text = await metrics.metrics();
   assert.match(text, /nsagent_publish_replayed_lines_total 1000\n/);
   assert.match(text, /nsagent_publish_nsqd_ready\{nsqd="127\.0\.0\.1:\d+"\} 1\n[^]*nsagent_publish_nsqd_ready\{nsqd="127\.0\.0\.1:\d+"\} 1\n/);
+  // The outage gauge exists in replicated mode too, and is finite once lines were offered.
+  const outage = Number(/^nsagent_publish_spool_outage_seconds (\S+)$/m.exec(text)?.[1]);
+  assert.ok(Number.isFinite(outage) && outage > 0, `nsagent_publish_spool_outage_seconds: ${outage}`);
 });
 
 test('replicas 2: the constructor refuses fewer distinct nsqd than replicas', () => {
