@@ -119,7 +119,6 @@ export class Dispatch {
   private dispatch(work: Work): void {
     const { lane } = work;
     this.inFlightValue++;
-    lane.inFlight++;
     if (work.narrowing) {
       this.narrowingInFlightValue++;
       this.stats.bisectRequests++;
@@ -135,7 +134,6 @@ export class Dispatch {
       })
       .finally(() => {
         this.inFlightValue--;
-        lane.inFlight--;
         if (work.narrowing) this.narrowingInFlightValue--;
         this.deliveries.delete(delivery);
         this.lanes.dropIfIdle(lane);

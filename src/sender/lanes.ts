@@ -13,7 +13,7 @@ export interface Lane {
   ready: Slice[];
   /** Follow-up requests that narrow down which lines a backend refused. */
   narrowing: Slice[];
-  inFlight: number;
+  /** Points of this lane queued or in flight: in its batches, its follow-ups or a request. */
   queued: number;
   /** In `turns` (it has work ready). */
   listed: boolean;
@@ -127,30 +127,25 @@ export class Lanes {
   /** Takes every slice that is not in flight out of the lanes and hands it to `fail`. */
   failAll(fail: (lane: Lane, slice: Slice) => void): void {
     for (const lane of [...this.lanes.values()]) {
-      if (lane.filling) {
-        if (lane.filling.timer) this.clock.clearTimeout(lane.filling.timer);
-        const { slice } = lane.filling;
-        lane.filling = undefined;
-        fail(lane, slice);
-      }
+      const filling = this.takeFilling(lane);
+      if (filling) fail(lane, filling);
       for (const slice of lane.ready.splice(0)) fail(lane, slice);
       for (const slice of lane.narrowing.splice(0)) fail(lane, slice);
       this.dropIfIdle(lane);
     }
-    this.fillingLanes.clear();
   }
 
   /** Forgets a lane with nothing queued, so lanes stay as many as namespaces with data in flight. */
   dropIfIdle(lane: Lane): void {
-    if (lane.queued === 0 && lane.inFlight === 0 && !lane.filling && lane.ready.length === 0 && lane.narrowing.length === 0) {
-      if (this.lanes.get(lane.namespace) === lane) this.lanes.delete(lane.namespace);
-    }
+    // Every queued point is in a (never empty) batch or follow-up of the lane, or in a request
+    // still settling it: none queued means nothing filling, ready, narrowing, or left to settle.
+    if (lane.queued === 0 && this.lanes.get(lane.namespace) === lane) this.lanes.delete(lane.namespace);
   }
 
   private laneFor(namespace: string): Lane {
     let lane = this.lanes.get(namespace);
     if (!lane) {
-      lane = { namespace, filling: undefined, ready: [], narrowing: [], inFlight: 0, queued: 0, listed: false };
+      lane = { namespace, filling: undefined, ready: [], narrowing: [], queued: 0, listed: false };
       this.lanes.set(namespace, lane);
     }
     return lane;
@@ -163,13 +158,20 @@ export class Lanes {
   }
 
   private sealFilling(lane: Lane): void {
+    const slice = this.takeFilling(lane);
+    if (!slice) return;
+    lane.ready.push(slice);
+    this.list(lane);
+  }
+
+  /** Takes a lane's partial batch out of filling, its timer cleared. */
+  private takeFilling(lane: Lane): Slice | undefined {
     const filling = lane.filling;
-    if (!filling) return;
+    if (!filling) return undefined;
     if (filling.timer) this.clock.clearTimeout(filling.timer);
     lane.filling = undefined;
     this.fillingLanes.delete(lane);
-    lane.ready.push(filling.slice);
-    this.list(lane);
+    return filling.slice;
   }
 
   private batchDue(lane: Lane, filling: NonNullable<Lane['filling']>): void {
