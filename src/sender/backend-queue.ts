@@ -90,7 +90,7 @@ export class BackendQueue {
       logger,
       onDown: () => {
         this.failQueued(this.breaker.downError());
-        this.writer.wakeSleepers(false);
+        this.writer.wakeSleepers();
       },
       onStateChange: (up) => {
         opts.onStateChange(up);
@@ -178,7 +178,7 @@ export class BackendQueue {
     this.breaker.close();
     this.dispatch.close();
     this.failQueued(stoppedError(this.name));
-    this.writer.wakeSleepers(false);
+    this.writer.wakeSleepers();
     // Aborts the requests in flight; their deliveries then fail their batches as "stopped".
     this.opts.client.close();
     await this.dispatch.settled();

@@ -2,7 +2,8 @@
 // retry with backoff (honouring Retry-After) while the backend is up and the queue runs. A 400
 // answer goes to the refused-line finder; a missing database is created when so configured.
 import type { Logger } from 'pino';
-import type { Clock } from '../clock.ts';
+import { backoffMs } from '../backoff.ts';
+import { sleep, type Clock } from '../clock.ts';
 import type { BackendWriter } from './backend-queue.ts';
 import type { Breaker } from './breaker.ts';
 import type { Dispatch } from './dispatch.ts';
@@ -41,7 +42,8 @@ export class RetryingWriter {
   private readonly name: string;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly sleepers = new Set<(completed: boolean) => void>();
+  /** Aborted (and replaced) to end every wait for a retry at once. */
+  private wake = new AbortController();
   private readonly missingDbWarnedAt = new Map<string, number>();
 
   constructor(opts: RetryingWriterOptions) {
@@ -95,7 +97,7 @@ export class RetryingWriter {
             // Longer than we hold writes: hand it back so NSQ keeps the data meanwhile.
             return settle.fail(lane, slice, new RetryableWriteError(`backend "${this.name}": ${answer.message}`, 'retry-after', after));
           }
-          const wait = Math.max(after ?? 0, this.backoffMs(attempt));
+          const wait = Math.max(after ?? 0, backoffMs(attempt - 1, this.opts.retryMinMs, this.opts.retryMaxMs));
           this.log.debug({ backend: this.name, namespace, attempt, waitMs: wait, error: answer.message }, 'write failed; retrying');
           if (!(await this.sleep(wait))) {
             return settle.fail(lane, slice, this.opts.isClosed() ? stoppedError(this.name) : breaker.downError());
@@ -106,25 +108,16 @@ export class RetryingWriter {
   }
 
   /** Ends every wait for a retry early (the backend went down or the queue stops). */
-  wakeSleepers(completed: boolean): void {
-    for (const wake of [...this.sleepers]) wake(completed);
+  wakeSleepers(): void {
+    this.wake.abort();
+    this.wake = new AbortController();
   }
 
-  private backoffMs(attempt: number): number {
-    return Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(attempt - 1, 30));
-  }
-
-  /** Resolves true after `ms`, or false early when the backend goes down or the queue stops. */
-  private sleep(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const wake = (completed: boolean): void => {
-        this.sleepers.delete(wake);
-        this.clock.clearTimeout(timer);
-        resolve(completed);
-      };
-      const timer = this.clock.setTimeout(() => wake(true), ms);
-      this.sleepers.add(wake);
-    });
+  /** Resolves true after `ms`, or false early when wakeSleepers() is called meanwhile. */
+  private async sleep(ms: number): Promise<boolean> {
+    const { signal } = this.wake;
+    await sleep(this.clock, ms, signal);
+    return !signal.aborted;
   }
 
   private async createDatabase(namespace: string): Promise<boolean> {
