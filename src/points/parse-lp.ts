@@ -3,7 +3,7 @@
 // behind the MetricSink like for every other point). A bad line is refused alone, with its
 // line index and the reason; the others go on.
 import { KEY_ESCAPES, LP_CHARS, MEASUREMENT_ESCAPES, STRING_ESCAPES, isBlank, unescape } from '../lp-syntax.ts';
-import { MAX_TIMESTAMP_SECONDS, type FieldValue, type Metric, type Rejection } from './metric.ts';
+import { MAX_TIMESTAMP_SECONDS, setOwn, type FieldValue, type Metric, type Rejection } from './metric.ts';
 
 /** Timestamp unit of the input, as InfluxDB's `precision` query parameter names it. */
 export type LpPrecision = 'ns' | 'us' | 'ms' | 's' | 'm' | 'h';
@@ -397,12 +397,6 @@ export function toSeconds(digits: string, precision: LpPrecision): number {
   if (precision === 'm') seconds *= 60;
   else if (precision === 'h') seconds *= 3600;
   return negative ? -seconds : seconds;
-}
-
-/** `obj[key] = value`, except that a key named "__proto__" becomes data, never a prototype. */
-export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
-  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
-  else obj[key] = value;
 }
 
 /** Whether `s` holds `k` at `at` (a hand loop: startsWith with a position is slow on V8 here). */
