@@ -16,7 +16,7 @@ import { MetricBatch } from '../src/collectors/types.ts';
 import { silentLogger } from '../src/log/logger.ts';
 import type { Metric, MetricSink, PushResult } from '../src/points/metric.ts';
 import { RegistryClient } from '../src/registry/registry-client.ts';
-import { Reconciler } from '../src/scheduler/reconciler.ts';
+import { Reconciler } from '../src/collectors/reconciler.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { PACKAGE_ROOT } from '../src/version.ts';
 import { cpuMeter, fmt, machineLine, type BenchContext } from './lib.ts';

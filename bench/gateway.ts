@@ -15,7 +15,7 @@ import { nsqSchema } from '../src/config/schema.ts';
 import { silentLogger } from '../src/log/logger.ts';
 import { encodeMessage } from '../src/publish/envelope.ts';
 import { NsqPublisher } from '../src/publish/nsq-publisher.ts';
-import { topicFor } from '../src/publish/topic.ts';
+import { topicFor } from '../src/topic-names.ts';
 import { PACKAGE_ROOT } from '../src/version.ts';
 import { AgentApi, freePort, stopAgent } from '../test/faults/harness.ts';
 import { runAgent, writeConfig } from '../test/helpers/agent-process.ts';

@@ -19,7 +19,7 @@ import { Normaliser } from '../src/points/normalise.ts';
 import { Pipeline } from '../src/points/pipeline.ts';
 import { encodeMessage } from '../src/publish/envelope.ts';
 import { NsqPublisher } from '../src/publish/nsq-publisher.ts';
-import { topicFor } from '../src/publish/topic.ts';
+import { topicFor } from '../src/topic-names.ts';
 import { cpuMeter, fmt, machineLine, rssPeak, type BenchContext } from './lib.ts';
 
 const CHUNK = 1000;

@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { relaySchema, senderSchema } from '../src/config/schema.ts';
 import { silentLogger } from '../src/log/logger.ts';
 import { encodeMessage } from '../src/publish/envelope.ts';
-import { topicFor } from '../src/publish/topic.ts';
+import { topicFor } from '../src/topic-names.ts';
 import { createRelay } from '../src/relay/relay.ts';
 import { InfluxGatewaySender } from '../src/sender/gateway-sender.ts';
 import { TestWriter } from '../test/relay/nsq-writer.ts';

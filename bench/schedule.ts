@@ -4,7 +4,7 @@
 // add node-schedule driving the same jobs on the same grid, the library the issue proposed.
 import schedule from 'node-schedule';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
-import { jobPhaseMs, nextAlignedRun } from '../src/scheduler/phase.ts';
+import { jobPhaseMs, nextAlignedRun } from '../src/job-timing.ts';
 import type { JobSpec } from '../src/scheduler/types.ts';
 import { silentLogger } from '../src/log/logger.ts';
 import { cpuMeter, fmt, machineLine, percentile, type BenchContext } from './lib.ts';

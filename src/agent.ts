@@ -23,7 +23,7 @@ import { createNsqPublisher } from './publish/replicated-publisher.ts';
 import { RegistryClient } from './registry/registry-client.ts';
 import { createRelay } from './relay/relay.ts';
 import { namespacesFromRegistry } from './relay/topic-source.ts';
-import { Reconciler } from './scheduler/reconciler.ts';
+import { Reconciler } from './collectors/reconciler.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { FileSink } from './sender/file-sink.ts';
 import { StatusHistory } from './status-history.ts';

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { Metric } from '../../src/points/metric.ts';
 import { builtinPlugin, probeAll } from '../../src/plugins/builtin.ts';
 import type { BuiltinPluginContext } from '../../src/plugins/types.ts';
+import { classifyNetError } from '../net-errors.ts';
 
 const httpUrl = z
   .string()
@@ -60,7 +61,7 @@ async function probe(url: string, p: HttpProbeParams, ca: Buffer | undefined, ct
   try {
     answer = await request(url, p, ca, signal);
   } catch (err) {
-    const result = classify(err);
+    const result = classifyNetError(err);
     ctx.logger.debug({ url, result, err: (err as Error).message }, 'http_probe: no answer');
     return [{ name: 'up', tags: { url, result }, value: 0 }];
   }
@@ -138,14 +139,4 @@ function request(url: string, p: HttpProbeParams, ca: Buffer | undefined, signal
     req.on('error', reject);
     req.end(p.body);
   });
-}
-
-/** The result tag of a probe that got no answer. */
-function classify(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'timeout';
-  if (e.code === 'ECONNREFUSED') return 'connection_refused';
-  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return 'dns_error';
-  if (typeof e.code === 'string' && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code)) return 'tls_error';
-  return 'connection_failed';
 }

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Metric } from '../../src/points/metric.ts';
 import { builtinPlugin, probeAll } from '../../src/plugins/builtin.ts';
 import type { BuiltinPluginContext } from '../../src/plugins/types.ts';
+import { classifyNetError } from '../net-errors.ts';
 import { parseExposition } from './parse.ts';
 
 const httpUrl = z
@@ -137,10 +138,5 @@ function fetchText(url: string, p: PromScrapeParams, ca: Buffer | undefined, sig
 function classify(err: unknown): string {
   if (err instanceof BodyTooLarge) return 'body_too_large';
   if (err instanceof HttpStatusError) return `http_${err.message.slice(5)}`;
-  const e = err as NodeJS.ErrnoException;
-  if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'timeout';
-  if (e.code === 'ECONNREFUSED') return 'connection_refused';
-  if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return 'dns_error';
-  if (typeof e.code === 'string' && /CERT|TLS|SSL|SELF_SIGNED/.test(e.code)) return 'tls_error';
-  return 'connection_failed';
+  return classifyNetError(err);
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { Metric } from '../../src/points/metric.ts';
 import { builtinPlugin, probeAll } from '../../src/plugins/builtin.ts';
 import type { BuiltinPluginContext } from '../../src/plugins/types.ts';
+import { classifyNetError } from '../net-errors.ts';
 
 const ADDRESS = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
 
@@ -95,9 +96,8 @@ function connect(host: string, port: number, p: TcpProbeParams, signal: AbortSig
       socket.once('end', () => done('expect_mismatch'));
     });
     socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ECONNREFUSED') done('connection_refused');
-      else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') done('dns_error');
-      else done(connectMs === null ? 'connection_failed' : 'read_failed');
+      const cause = classifyNetError(err);
+      done(cause === 'connection_failed' && connectMs !== null ? 'read_failed' : cause);
     });
   });
 }

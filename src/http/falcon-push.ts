@@ -3,8 +3,7 @@
 // tags, value → value. counterType COUNTER/DERIVE is kept as a tag so dashboards can apply a
 // derivative; GAUGE (the default) adds nothing. step is dropped: it is the reporting interval,
 // not part of the value, and as a tag it would split a series whenever the interval changed.
-import type { Metric, Rejection } from '../points/metric.ts';
-import { setOwn } from '../points/parse-lp.ts';
+import { setOwn, type Metric, type Rejection } from '../points/metric.ts';
 
 export interface MappedPush {
   metrics: Metric[];

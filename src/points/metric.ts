@@ -27,6 +27,15 @@ export interface Metric {
   [INTEGER_FIELDS]?: ReadonlySet<string>;
 }
 
+/**
+ * `obj[key] = value` for the tags and fields of a Metric built from external keys (line protocol,
+ * Open-Falcon tags): a key named "__proto__" becomes data, never a prototype.
+ */
+export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
+}
+
 /** Why one metric was refused; `index` is its position in the batch handed in. */
 export interface Rejection {
   index: number;

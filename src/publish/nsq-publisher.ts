@@ -12,7 +12,7 @@ import { Batch, Packer, Ticket } from './packer.ts';
 import { PublishMetrics, type PublishGaugeSource, type PublishTotals } from './publish-metrics.ts';
 import type { Publisher } from './publisher.ts';
 import { Spool, type SpoolEntry, type SpoolStatus } from './spool.ts';
-import { topicFor } from './topic.ts';
+import { topicFor } from '../topic-names.ts';
 
 export interface NsqPublisherOptions {
   /** nsqd TCP addresses ("host:port"); batches go to the least busy ready one. */
@@ -225,7 +225,7 @@ export class NsqPublisher implements Publisher {
     };
   }
 
-  /** Topic a namespace is published to (see topic.ts). */
+  /** Topic a namespace is published to (see src/topic-names.ts). */
   topicFor(namespace: string): string {
     return topicFor(namespace, this.opts.topicPrefix);
   }

@@ -5,7 +5,7 @@
 import type { Clock, TimerHandle } from '../clock.ts';
 import { DroppedError } from './publisher.ts';
 import { messageHeader } from './envelope.ts';
-import { isValidTopic, topicFor } from './topic.ts';
+import { isValidTopic, topicFor } from '../topic-names.ts';
 
 /** Room kept for the "# ns=<namespace>\n" header when telling callers the longest line. */
 export const MAX_HEADER_BYTES = 1024;

@@ -13,7 +13,7 @@ import type { LinkStatus } from './nsqd-link.ts';
 import { PublishMetrics, type PublishTotals } from './publish-metrics.ts';
 import type { Publisher } from './publisher.ts';
 import type { SpoolStatus } from './spool.ts';
-import { topicFor } from './topic.ts';
+import { topicFor } from '../topic-names.ts';
 
 export interface ReplicatedPublisherOptions extends NsqPublisherOptions {
   /** Distinct nsqd each batch goes to; at most nsqdTcpAddresses.length. */

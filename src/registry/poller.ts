@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { Clock, TimerHandle } from '../clock.ts';
-import { jobPhaseMs, nextAlignedRun } from '../scheduler/phase.ts';
+import { jobPhaseMs, nextAlignedRun } from '../job-timing.ts';
 import type { RegistryCache } from './cache.ts';
 import type { RegistrySource } from './source.ts';
 import type { PollerStatus } from './types.ts';

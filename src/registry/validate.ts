@@ -1,7 +1,7 @@
 // The registry's wire format and its validation: what an HTTP registry endpoint or the file
 // registry's host entry may hold, checked where it enters. An answer with any problem is
 // refused whole; each problem names its JSON path, what was found and what is expected.
-import { cronProblem } from '../scheduler/clock-schedule.ts';
+import { cronProblem } from '../job-timing.ts';
 import { z, type ZodIssue } from 'zod';
 import { describeZodIssue, formatPath } from '../config/issues.ts';
 import type { NamespaceChecks, PluginEntry, PollerStatus } from './types.ts';

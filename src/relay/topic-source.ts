@@ -2,7 +2,7 @@
 // the topics nsqlookupd knows (GET /topics) that carry our prefix. A lookupd that fails keeps
 // its last good answer, so one unreachable lookupd never makes topics disappear.
 import type { Logger } from 'pino';
-import { isValidTopic, topicFor } from '../publish/topic.ts';
+import { isValidTopic, topicFor } from '../topic-names.ts';
 import type { RegistryView } from '../registry/types.ts';
 
 /** The registry's namespaces as the relay sees them; the composition root adapts RegistryView. */

@@ -5,6 +5,7 @@
 // expression and time zone are unchanged, with its next time and any run in progress.
 import type { Logger } from 'pino';
 import schedule from 'node-schedule';
+import { cronProblem } from '../job-timing.ts';
 import { isDeclined, type RunDeclined } from './types.ts';
 
 export interface ClockJobSpec {
@@ -30,24 +31,6 @@ export interface ClockJobDescription {
   skipped: number;
   refused: number;
   failed: number;
-}
-
-/** Why an expression (and time zone) cannot be scheduled, or null when it can. */
-export function cronProblem(cron: string, timezone?: string): string | null {
-  if (timezone !== undefined) {
-    try {
-      new Intl.DateTimeFormat('en', { timeZone: timezone });
-    } catch {
-      return `unknown time zone ${JSON.stringify(timezone)} (expected an IANA name such as "Europe/Paris")`;
-    }
-  }
-  const fields = cron.trim().split(/\s+/).length;
-  if (fields !== 5 && fields !== 6) return `${JSON.stringify(cron)} is not a cron expression (expected 5 fields, "minute hour day month weekday", or 6 with seconds first)`;
-  // node-schedule answers false for an expression it cannot parse or that never fires.
-  const probe = new schedule.Job(() => undefined);
-  const ok = probe.schedule(timezone === undefined ? cron : { rule: cron, tz: timezone });
-  probe.cancel();
-  return ok ? null : `${JSON.stringify(cron)} is not a valid cron expression or never fires`;
 }
 
 export interface ClockSchedulerOptions {

@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import { DueHeap, type HeapEntry } from './due-heap.ts';
 import { LatenessWindow, type LatenessSummary } from './lateness-window.ts';
-import { jobPhaseMs, nextAlignedRun } from './phase.ts';
+import { jobPhaseMs, nextAlignedRun } from '../job-timing.ts';
 import { isDeclined, type JobScheduler, type JobSpec, type RunDeclined } from './types.ts';
 
 export interface SchedulerOptions {

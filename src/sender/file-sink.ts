@@ -5,7 +5,7 @@
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { topicFor } from '../publish/topic.ts';
+import { topicFor } from '../topic-names.ts';
 import type { GatewaySender, WriteOutcome } from './types.ts';
 
 export interface FileSinkOptions {

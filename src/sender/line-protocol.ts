@@ -4,15 +4,11 @@
 // measurement and field or tag (not by line), which lines carry that field type or tag. The
 // backend validates: these readers are lenient and never throw.
 
-const NL = 10; // \n
-const CR = 13; // \r
-const SPACE = 32;
-const TAB = 9;
-const HASH = 35; // #
-const BACKSLASH = 92;
-const QUOTE = 34; // "
-const EQUALS = 61;
-const COMMA = 44;
+import { ANY_ESCAPES, LP_CHARS, isBlank, seriesKeyEnd, tagKeyEnd, unescape } from '../lp-syntax.ts';
+
+// Local copies: splitLines reads every character of every body, and a local constant is cheaper
+// there than an imported binding.
+const { NL, SPACE, HASH, BACKSLASH, QUOTE, EQUALS, COMMA } = LP_CHARS;
 
 /**
  * Splits a body into lines, dropping blank and `#` comment lines. Mirrors InfluxDB 1.x's
@@ -82,10 +78,6 @@ function pushLine(out: string[], body: string, start: number, end: number): void
   out.push(s === start && e === end ? body.slice(start, end) : body.slice(s, e));
 }
 
-function isBlank(c: number): boolean {
-  return c === SPACE || c === TAB || c === CR;
-}
-
 /** True for a line that carries a point (not blank, not a `#` comment). */
 export function isDataLine(line: string): boolean {
   let s = 0;
@@ -101,17 +93,8 @@ export function seriesKey(line: string): string {
   let s = 0;
   while (s < line.length && isBlank(line.charCodeAt(s))) s++;
   // The key ends at the first unescaped space; commas split measurement and tags.
-  const parts: number[] = [s];
-  let i = s;
-  for (; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (c === BACKSLASH) {
-      i++;
-      continue;
-    }
-    if (c === SPACE) break;
-    if (c === COMMA) parts.push(i + 1);
-  }
+  const parts: number[] = [];
+  const i = seriesKeyEnd(line, s, parts);
   if (parts.length === 1) return line.slice(s, i);
   const tags: string[] = [];
   let sorted = true;
@@ -135,15 +118,6 @@ function compareTags(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function tagKeyEnd(tag: string): number {
-  for (let i = 0; i < tag.length; i++) {
-    const c = tag.charCodeAt(i);
-    if (c === BACKSLASH) i++;
-    else if (c === EQUALS) return i;
-  }
-  return tag.length;
-}
-
 export type FieldType = 'float' | 'integer' | 'unsigned' | 'string' | 'boolean';
 
 /** Measurement, tag keys and field keys with their value types, unescaped (as InfluxDB names them). */
@@ -158,33 +132,22 @@ export function lineShape(line: string): LineShape | undefined {
   let i = 0;
   while (i < line.length && isBlank(line.charCodeAt(i))) i++;
   // Key: measurement, then ,k=v pairs, up to the first unescaped space.
-  const keyParts: string[] = [];
-  let start = i;
-  for (; i < line.length; i++) {
-    const c = line.charCodeAt(i);
-    if (c === BACKSLASH) {
-      i++;
-      continue;
-    }
-    if (c === COMMA || c === SPACE) {
-      keyParts.push(line.slice(start, i));
-      start = i + 1;
-      if (c === SPACE) break;
-    }
-  }
+  const starts: number[] = [];
+  i = seriesKeyEnd(line, i, starts);
   if (i >= line.length) return undefined;
-  const measurement = unescape(keyParts[0] ?? '');
+  const keyParts = starts.map((start, p) => line.slice(start, p + 1 < starts.length ? (starts[p + 1] as number) - 1 : i));
+  const measurement = unescape(keyParts[0] ?? '', ANY_ESCAPES);
   const tags = new Map<string, string>();
   for (const pair of keyParts.slice(1)) {
     const eq = tagKeyEnd(pair);
-    tags.set(unescape(pair.slice(0, eq)), unescape(pair.slice(eq + 1)));
+    tags.set(unescape(pair.slice(0, eq), ANY_ESCAPES), unescape(pair.slice(eq + 1), ANY_ESCAPES));
   }
   const fields = new Map<string, FieldType>();
   i++;
   while (i < line.length) {
     const keyStart = i;
     while (i < line.length && line.charCodeAt(i) !== EQUALS) i += line.charCodeAt(i) === BACKSLASH ? 2 : 1;
-    const key = unescape(line.slice(keyStart, i));
+    const key = unescape(line.slice(keyStart, i), ANY_ESCAPES);
     i++;
     if (line.charCodeAt(i) === QUOTE) {
       for (i++; i < line.length && line.charCodeAt(i) !== QUOTE; i++) if (line.charCodeAt(i) === BACKSLASH) i++;
@@ -206,8 +169,4 @@ function valueType(v: string): FieldType {
   if (v.endsWith('i')) return 'integer';
   if (v.endsWith('u')) return 'unsigned';
   return 'float';
-}
-
-function unescape(s: string): string {
-  return s.indexOf('\\') === -1 ? s : s.replace(/\\([ ,="\\])/g, '$1');
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeMessage } from '../../src/publish/envelope.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { databaseFor } from '../../src/sender/backend-client.ts';
 import { pollFor, runAgent, writeConfig } from '../helpers/agent-process.ts';
 import { TestRepo, tempDir } from '../plugins/helpers.ts';

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { makeMessages, TestWriter } from '../relay/nsq-writer.ts';
 import { AgentApi, agentConfig, arrivedCount, droppedCount, freePort, openTempDir, points, report, settle, stopAgent, waitUntil } from './harness.ts';
 

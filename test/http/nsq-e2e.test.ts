@@ -13,7 +13,7 @@ import { Normaliser } from '../../src/points/normalise.ts';
 import { Pipeline } from '../../src/points/pipeline.ts';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { readAll, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { call, postJson, startApi, type TestApi } from './helpers.ts';
 

@@ -12,7 +12,8 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { PluginManager, PLUGIN_JOB_OWNER } from '../../src/plugins/plugin-manager.ts';
 import type { BuiltinPluginFn } from '../../src/plugins/types.ts';
 import { validateAnswer } from '../../src/registry/validate.ts';
-import { ClockScheduler, cronProblem } from '../../src/scheduler/clock-schedule.ts';
+import { cronProblem } from '../../src/job-timing.ts';
+import { ClockScheduler } from '../../src/scheduler/clock-schedule.ts';
 import { FakeScheduler, RecordingSink, tempDir, waitFor } from './helpers.ts';
 
 let root: { dir: string; cleanup: () => void };

@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { decodeMessage, encodeMessage } from '../../src/publish/envelope.ts';
 import { NsqPublisher, type NsqPublisherOptions } from '../../src/publish/nsq-publisher.ts';
 import { DroppedError } from '../../src/publish/publisher.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { freePort, nsqdStats, readAll, startNsqd, stopAll, type NsqdAddresses, type NsqdHandle } from '../helpers/servers.ts';

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { mergeSpoolStatus, ReplicatedPublisher, replicaSpoolDir } from '../../src/publish/replicated-publisher.ts';
 import type { SpoolStatus } from '../../src/publish/spool.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { readAll, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 
 const dirs: string[] = [];

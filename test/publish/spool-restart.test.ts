@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/log/logger.ts';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { CHUNK_LINES, TOPIC_PREFIX, chunkLines } from '../fixtures/publish/spool-writer.ts';
 import { freePort, readAll, startNsqd, stopAll } from '../helpers/servers.ts';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decodeMessage, encodeMessage, messageHeader } from '../../src/publish/envelope.ts';
-import { isValidTopic, topicFor } from '../../src/publish/topic.ts';
+import { isValidTopic, topicFor } from '../../src/topic-names.ts';
 
 describe('topicFor', () => {
   test('a namespace that is a valid NSQ name keeps it, after the prefix', () => {

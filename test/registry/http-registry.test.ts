@@ -11,7 +11,7 @@ import { registrySchema, type RegistryConfig } from '../../src/config/schema.ts'
 import { silentLogger } from '../../src/log/logger.ts';
 import { RegistryClient } from '../../src/registry/registry-client.ts';
 import type { RegistrySnapshot } from '../../src/registry/types.ts';
-import { jobPhaseMs, nextAlignedRun } from '../../src/scheduler/phase.ts';
+import { jobPhaseMs, nextAlignedRun } from '../../src/job-timing.ts';
 import { captureLogger } from '../scheduler/capture-log.ts';
 import { FakeClock } from '../scheduler/fake-clock.ts';
 import { RegistryServer } from './registry-server.ts';

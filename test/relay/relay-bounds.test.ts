@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { relaySchema, type ConfigInput } from '../../src/config/schema.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { createRelay, type Relay } from '../../src/relay/relay.ts';
 import type { NamespaceSource } from '../../src/relay/topic-source.ts';
 import type { GatewaySender, WriteOutcome } from '../../src/sender/types.ts';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { nsqdStats, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { makeMessages, TestWriter } from './nsq-writer.ts';
 

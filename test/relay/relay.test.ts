@@ -11,7 +11,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { relaySchema, senderSchema, type ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { createRelay, INVALID_MESSAGES_FILE, type Relay } from '../../src/relay/relay.ts';
 import type { NamespaceSource } from '../../src/relay/topic-source.ts';
 import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/log/logger.ts';
-import { topicFor } from '../../src/publish/topic.ts';
+import { topicFor } from '../../src/topic-names.ts';
 import { namespacesFromRegistry, TopicSource } from '../../src/relay/topic-source.ts';
 import type { RegistrySnapshot } from '../../src/registry/types.ts';
 

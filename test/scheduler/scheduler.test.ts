@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/log/logger.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
-import { jobPhaseMs, nextAlignedRun } from '../../src/scheduler/phase.ts';
+import { jobPhaseMs, nextAlignedRun } from '../../src/job-timing.ts';
 import type { JobSpec } from '../../src/scheduler/types.ts';
 import { FakeClock, settle } from './fake-clock.ts';
 import { captureLogger } from './capture-log.ts';

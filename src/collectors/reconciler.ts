@@ -5,13 +5,13 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../clock.ts';
 import type { CollectConfig } from '../config/schema.ts';
-import { HostStatsCollector, type SystemCollectorsSettings } from '../collectors/host-stats.ts';
-import { NamespaceChecksCollector } from '../collectors/namespace-checks.ts';
-import { CollectorMetrics, RunningCollector } from '../collectors/running-collector.ts';
-import type { Collector } from '../collectors/types.ts';
 import type { Metric, MetricSink } from '../points/metric.ts';
 import type { NamespaceChecks, PluginEntry, RegistrySnapshot } from '../registry/types.ts';
-import type { JobScheduler, JobSpec } from './types.ts';
+import type { JobScheduler, JobSpec } from '../scheduler/types.ts';
+import { HostStatsCollector, type SystemCollectorsSettings } from './host-stats.ts';
+import { NamespaceChecksCollector } from './namespace-checks.ts';
+import { CollectorMetrics, RunningCollector } from './running-collector.ts';
+import type { Collector } from './types.ts';
 
 /** Scheduler owners used here; the plugin subsystem uses its own ("plugins"). */
 export const SYSTEM_OWNER = 'system';

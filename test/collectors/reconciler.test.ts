@@ -9,9 +9,9 @@ import type { Accumulator, Collector } from '../../src/collectors/types.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import type { MetricSink, PushResult } from '../../src/points/metric.ts';
 import type { PluginEntry, RegistrySnapshot } from '../../src/registry/types.ts';
-import { CHECKS_OWNER, Reconciler, SYSTEM_OWNER } from '../../src/scheduler/reconciler.ts';
+import { CHECKS_OWNER, Reconciler, SYSTEM_OWNER } from '../../src/collectors/reconciler.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '../scheduler/fake-clock.ts';
 
 const T0 = 1_700_000_000_500;
 

@@ -1,9 +1,10 @@
-// Namespace → NSQ topic. NSQ allows [.a-zA-Z0-9_-], 1 to 64 characters. A namespace that is
+// Namespace → NSQ topic, shared by the publishers, the relay and the file sink (which names its
+// files the same way, without the prefix). NSQ allows [.a-zA-Z0-9_-], 1 to 64 characters. A namespace that is
 // already a valid name maps to prefix + namespace; any other (or one whose plain form could be
 // mistaken for a hashed one) maps to prefix + a readable cut + "--" + 16 hex digits (64 bits) of
 // its SHA-256. Plain names are injective by construction and never end like a hashed one, so
 // two namespaces share a topic only on a 64-bit hash collision; even then nothing mixes, since
-// the exact namespace travels in every message (envelope.ts) and the relay reads it from there.
+// the exact namespace travels in every message (publish/envelope.ts) and the relay reads it from there.
 import { createHash } from 'node:crypto';
 
 const MAX = 64;
