@@ -114,7 +114,9 @@ async function httpPhase(
   const cpu = cpuMeter();
   const rss = rssPeak();
   const workerData: LoadOptions = { port, path: urlPath, contentType, bodies, concurrency, durationMs };
-  const worker = new Worker(LOAD_SCRIPT, { workerData });
+  // A worker does not inherit tsx's loader: it registers it before importing the generator.
+  const boot = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(LOAD_SCRIPT.href)}); })`;
+  const worker = new Worker(boot, { eval: true, workerData });
   const out = await new Promise<LoadResult>((resolve, reject) => {
     worker.once('message', resolve);
     worker.once('error', reject);
