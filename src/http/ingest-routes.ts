@@ -4,7 +4,9 @@
 // answer claims only what the sink acknowledged: per-item rejections are reported, a publisher
 // refusal is a 503, and nothing accepted is a 400. The work per request is bounded: at most
 // maxPointsPerBody points, parsed and normalised a slice at a time, and only the first
-// maxReportedRejections refusals carry their reason (the rest are counted).
+// maxReportedRejections refusals carry their reason (the rest are counted). Line protocol into
+// the Pipeline is the cheap way in: stamped from the body's text (src/points/lp-fast.ts) with the
+// same answers, counters and lines as the general path that other sinks get.
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
