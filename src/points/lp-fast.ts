@@ -235,15 +235,9 @@ export class LineProtocolStamper {
       }
       if (i === valueStart || reservedKey(s, keyStart, keyEnd)) return undefined;
       if (keyEnd - keyStart === 4 && equalsText(s, keyStart, 'host')) hasHost = true;
-      if (nTags > 0) {
-        const order = compareRanges(s, tags[nTags * 3 - 3] as number, tags[nTags * 3 - 2] as number, keyStart, keyEnd);
-        if (order === 0) return undefined;
-        if (order > 0) tagsSorted = false;
-      }
-      tags[nTags * 3] = keyStart;
-      tags[nTags * 3 + 1] = keyEnd;
-      tags[nTags * 3 + 2] = i;
-      nTags++;
+      const order = appendKey(s, tags, nTags++, keyStart, keyEnd, i);
+      if (order === 0) return undefined;
+      if (order > 0) tagsSorted = false;
     }
     if (c !== SPACE && c !== TAB) return undefined;
     const tagsEnd = i;
@@ -282,16 +276,10 @@ export class LineProtocolStamper {
         if (text === undefined) return undefined;
         if (text !== VERBATIM) verbatim = false;
       }
-      if (nFields > 0) {
-        const order = compareRanges(s, fields[nFields * 3 - 3] as number, fields[nFields * 3 - 2] as number, keyStart, keyEnd);
-        if (order === 0) return undefined;
-        if (order > 0) fieldsSorted = false;
-      }
-      fields[nFields * 3] = keyStart;
-      fields[nFields * 3 + 1] = keyEnd;
-      fields[nFields * 3 + 2] = i;
       texts[nFields] = text;
-      nFields++;
+      const order = appendKey(s, fields, nFields++, keyStart, keyEnd, i);
+      if (order === 0) return undefined;
+      if (order > 0) fieldsSorted = false;
       if (c !== COMMA) break;
       c = s.charCodeAt(++i);
     }
@@ -402,6 +390,18 @@ function compareWithText(s: string, a: number, aEnd: number, k: string): number 
     if (d !== 0) return d;
   }
   return aEnd - a - k.length;
+}
+
+/**
+ * Stores [keyStart, keyEnd, end] as the n-th triple; returns how the key before compares with
+ * it (0: the same key twice, above 0: out of order), below 0 for the first.
+ */
+function appendKey(s: string, triples: number[], n: number, keyStart: number, keyEnd: number, end: number): number {
+  const order = n === 0 ? -1 : compareRanges(s, triples[n * 3 - 3] as number, triples[n * 3 - 2] as number, keyStart, keyEnd);
+  triples[n * 3] = keyStart;
+  triples[n * 3 + 1] = keyEnd;
+  triples[n * 3 + 2] = end;
+  return order;
 }
 
 function sameKey(s: string, triples: readonly number[], a: number, b: number): boolean {
