@@ -4,11 +4,14 @@
 // answer claims only what the sink acknowledged: per-item rejections are reported, a publisher
 // refusal is a 503, and nothing accepted is a 400. The work per request is bounded: at most
 // maxPointsPerBody points, parsed and normalised a slice at a time, and only the first
-// maxReportedRejections refusals carry their reason (the rest are counted).
+// maxReportedRejections refusals carry their reason (the rest are counted). Line protocol into
+// the Pipeline is the cheap way in: stamped from the body's text (src/points/lp-fast.ts) with the
+// same answers, counters and lines as the general path that other sinks get.
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { MetricSink, PushResult, Rejection } from '../points/metric.ts';
+import { isLineProtocolSink } from '../points/lp-fast.ts';
 import { LineProtocolParser, parsePrecision } from '../points/parse-lp.ts';
 import { DroppedError } from '../publish/publisher.ts';
 import { parsedBody } from './body.ts';
@@ -66,25 +69,41 @@ export function mountIngestRoutes(router: Router, opts: IngestRoutesOptions): vo
     // fetch() and many HTTP libraries label a string body text/plain: a body that opens like
     // JSON is JSON (no line-protocol measurement starts with "[" or "{" in practice).
     if (ctx.is('text/plain') && !JSON_START.test(text)) {
+      const sink = opts.sink;
+      if (isLineProtocolSink(sink)) {
+        // The cheap way in: lines validated and stamped from the body's text, no object per point.
+        const stamper = sink.stampLineProtocol(text, { precision, maxListedRejections: opts.maxReportedRejections });
+        const lp = stamper.result;
+        await runInSlices((n) => {
+          const done = stamper.step(n);
+          if (lp.pointsIn > opts.maxPointsPerBody) throw tooManyPoints();
+          return done;
+        }, { sliceMs: opts.sliceMs, itemsPerCheck: 512 });
+        if (lp.pointsIn === 0 && lp.parseRejectedCount === 0) throw noLineProtocol();
+        const send = () => sink.pushStamped(ns, lp, { maxListedRejections: opts.maxReportedRejections });
+        await ingest(ctx, '/post', ns, lp.pointsIn, send, undefined, { list: lp.parseRejected, count: lp.parseRejectedCount }, opts);
+        return;
+      }
       const parser = new LineProtocolParser(text, { precision, maxListedRejections: opts.maxReportedRejections });
       const lp = parser.result;
       await runInSlices((n) => {
         const done = parser.step(n);
-        if (lp.metrics.length > opts.maxPointsPerBody) {
-          tooMany();
-          throw new ApiError(413, `the body holds more than ${opts.maxPointsPerBody} points (http.maxPointsPerBody): send smaller batches`);
-        }
+        if (lp.metrics.length > opts.maxPointsPerBody) throw tooManyPoints();
         return done;
       }, { sliceMs: opts.sliceMs, itemsPerCheck: 512 });
-      if (lp.metrics.length === 0 && lp.rejectedCount === 0) {
-        throw new ApiError(400, 'the body has no line-protocol points (blank and # lines are skipped)');
-      }
-      await ingest(ctx, '/post', ns, lp.metrics, lp.lineIndexes, { list: lp.rejected, count: lp.rejectedCount }, opts);
+      if (lp.metrics.length === 0 && lp.rejectedCount === 0) throw noLineProtocol();
+      await ingest(ctx, '/post', ns, lp.metrics.length, sendTo(ns, lp.metrics), lp.lineIndexes, { list: lp.rejected, count: lp.rejectedCount }, opts);
       return;
     }
     const items = await readJsonItems(text, { hint: JSON_HINT, maxItems: opts.maxPointsPerBody, sliceMs: opts.sliceMs, onTooMany: tooMany });
-    await ingest(ctx, '/post', ns, items, undefined, NONE, opts);
+    await ingest(ctx, '/post', ns, items.length, sendTo(ns, items), undefined, NONE, opts);
   };
+  const tooManyPoints = () => {
+    tooMany();
+    return new ApiError(413, `the body holds more than ${opts.maxPointsPerBody} points (http.maxPointsPerBody): send smaller batches`);
+  };
+  const noLineProtocol = () => new ApiError(400, 'the body has no line-protocol points (blank and # lines are skipped)');
+  const sendTo = (ns: string, metrics: readonly unknown[]) => () => opts.sink.push(ns, metrics, { maxListedRejections: opts.maxReportedRejections });
   router.post('/post', opts.auth, opts.body, post);
 
   const push = async (ctx: Context) => {
@@ -102,7 +121,7 @@ export function mountIngestRoutes(router: Router, opts: IngestRoutesOptions): vo
     });
     const mapped: MappedPush = { metrics: [], itemIndexes: [], rejected: [], rejectedCount: 0 };
     await runRangeInSlices(items.length, (from, to) => mapFalconSlice(items, from, to, mapped, opts.maxReportedRejections), { sliceMs: opts.sliceMs });
-    await ingest(ctx, ctx.path === '/v1/push' ? '/v1/push' : '/api/push', ns, mapped.metrics, mapped.itemIndexes, { list: mapped.rejected, count: mapped.rejectedCount }, opts);
+    await ingest(ctx, ctx.path === '/v1/push' ? '/v1/push' : '/api/push', ns, mapped.metrics.length, sendTo(ns, mapped.metrics), mapped.itemIndexes, { list: mapped.rejected, count: mapped.rejectedCount }, opts);
   };
   router.post('/api/push', opts.auth, opts.body, push);
   router.post('/v1/push', opts.auth, opts.body, push);
@@ -133,25 +152,27 @@ function namespace(ns: string, opts: IngestRoutesOptions): string {
 }
 
 /**
- * Hands `metrics` to the sink and answers. `indexes` maps a position in `metrics` back to the
- * caller's (array item or body line); `preRejected` are items refused before the sink.
+ * Hands the request's `points` to the sink through `send` and answers. `indexes` maps a position
+ * in what was sent back to the caller's (array item or body line); `preRejected` are items
+ * refused before the sink.
  */
 async function ingest(
   ctx: Context,
   route: string,
   ns: string,
-  metrics: readonly unknown[],
+  points: number,
+  send: () => Promise<PushResult>,
   indexes: readonly number[] | undefined,
   preRejected: PreRejected,
   opts: IngestRoutesOptions,
 ): Promise<void> {
   let result: PushResult = { accepted: 0, rejected: [] };
-  if (metrics.length > 0) {
+  if (points > 0) {
     try {
-      result = await opts.sink.push(ns, metrics, { maxListedRejections: opts.maxReportedRejections });
+      result = await send();
     } catch (err) {
       if (err instanceof DroppedError || (err as Error | undefined)?.name === 'DroppedError') {
-        opts.metrics.ingested.inc({ route, outcome: 'unacknowledged' }, metrics.length);
+        opts.metrics.ingested.inc({ route, outcome: 'unacknowledged' }, points);
         throw new ApiError(
           503,
           `not published, nothing of this request is acknowledged: ${(err as Error).message}; retry later`,

@@ -79,9 +79,11 @@ class Refusal {
 }
 
 export class Normaliser {
-  private readonly hostname: string;
+  /** The `host` tag added to points that carry none. */
+  readonly hostname: string;
   private readonly clock: Clock;
-  private readonly maxSeconds: number;
+  /** Timestamps above this many seconds are replaced by now. */
+  readonly maxSeconds: number;
   /** Seconds as given: the lib's default would print nanoseconds (FIELD-NOTES). */
   private readonly settings: Partial<PointSettings> = { convertTime: (t) => (t === undefined ? undefined : String(t)) };
   /** Set by one(): whether the metric's given timestamp was replaced by now. */

@@ -86,6 +86,17 @@ export class LineProtocolParser {
     this.maxListed = opts.maxListedRejections ?? Number.POSITIVE_INFINITY;
   }
 
+  /** Where the next step() starts: a character offset and its 0-based line. */
+  get cursor(): { pos: number; line: number } {
+    return { pos: this.scanner.pos, line: this.scanner.line };
+  }
+
+  /** Moves the next step() to `pos`, the start of 0-based line `line` (or a blank before it). */
+  seek(pos: number, line: number): void {
+    this.scanner.pos = pos;
+    this.scanner.line = line;
+  }
+
   /** Parses up to `maxLines` more lines; true once the body is done. */
   step(maxLines: number): boolean {
     const text = this.text;

@@ -7,6 +7,8 @@ import { DroppedError, type Publisher } from '../publish/publisher.ts';
 import type { MetricSink, PushOptions, PushResult } from './metric.ts';
 import { runRangeInSlices } from '../slices.ts';
 import { emptyBatch, type Normaliser, type NormalisedBatch, type RejectCode } from './normalise.ts';
+import { LineProtocolStamper, type StampedLp } from './lp-fast.ts';
+import type { LpPrecision } from './parse-lp.ts';
 
 export interface PipelineOptions {
   normaliser: Normaliser;
@@ -83,10 +85,34 @@ export class Pipeline implements MetricSink {
   }
 
   async push(namespace: string, metrics: readonly unknown[], opts: PushOptions = {}): Promise<PushResult> {
-    if (typeof namespace !== 'string' || namespace === '') throw new Error('push: namespace must be a non-empty string');
+    checkNamespace(namespace);
     if (!Array.isArray(metrics)) throw new Error('push: metrics must be an array');
     const batch = await this.normaliseInSlices(metrics, opts);
-    this.count(metrics.length, batch);
+    return this.publishBatch(namespace, metrics.length, batch, opts);
+  }
+
+  /**
+   * A line-protocol body read straight into normalised lines (src/points/lp-fast.ts), to be
+   * stepped by the caller and handed to pushStamped(): POST /post's way in for text/plain.
+   */
+  stampLineProtocol(text: string, opts: { precision: LpPrecision; maxListedRejections?: number }): LineProtocolStamper {
+    return new LineProtocolStamper(text, {
+      normaliser: this.normaliser,
+      maxLineBytes: this.maxLineBytes,
+      precision: opts.precision,
+      maxListedRejections: opts.maxListedRejections ?? Number.POSITIVE_INFINITY,
+      nowSec: this.normaliser.nowSec(),
+    });
+  }
+
+  /** Counts and publishes a stamped body as push() does a normalised batch; `index` is a body line. */
+  async pushStamped(namespace: string, stamped: StampedLp, opts: PushOptions = {}): Promise<PushResult> {
+    checkNamespace(namespace);
+    return this.publishBatch(namespace, stamped.pointsIn, stamped.batch, opts);
+  }
+
+  private async publishBatch(namespace: string, pointsIn: number, batch: NormalisedBatch, opts: PushOptions): Promise<PushResult> {
+    this.count(pointsIn, batch);
     if (batch.rejectedCount > 0) {
       this.log.debug(
         { namespace, plugin: opts.plugin, rejected: batch.rejectedCount, first: batch.rejected[0]?.reason },
@@ -141,4 +167,8 @@ export class Pipeline implements MetricSink {
       this.totals.rejected[code] = (this.totals.rejected[code] ?? 0) + n;
     }
   }
+}
+
+function checkNamespace(namespace: string): void {
+  if (typeof namespace !== 'string' || namespace === '') throw new Error('push: namespace must be a non-empty string');
 }
