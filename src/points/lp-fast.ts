@@ -8,6 +8,7 @@
 import { escape } from '@influxdata/influxdb-client';
 import { MAX_SERIES_KEY_BYTES, MAX_TIMESTAMP_SECONDS, type MetricSink, type PushOptions, type PushResult, type Rejection } from './metric.ts';
 import { emptyBatch, type NormalisedBatch, type Normaliser } from './normalise.ts';
+import { LP_CHARS } from '../lp-syntax.ts';
 import { LineProtocolParser, toSeconds, type LpPrecision } from './parse-lp.ts';
 
 export interface LineProtocolStamperOptions {
@@ -45,15 +46,8 @@ export function isLineProtocolSink(sink: MetricSink): sink is LineProtocolSink {
   return typeof s.stampLineProtocol === 'function' && typeof s.pushStamped === 'function';
 }
 
-const NL = 10;
-const CR = 13;
-const SPACE = 32;
-const TAB = 9;
-const COMMA = 44;
-const EQUALS = 61;
-const QUOTE = 34;
-const BACKSLASH = 92;
-const HASH = 35;
+// Local copies, as in parse-lp.ts: cheaper in the scanning loops than an imported binding.
+const { NL, CR, SPACE, TAB, COMMA, EQUALS, QUOTE, BACKSLASH, HASH } = LP_CHARS;
 const MINUS = 45;
 const PLUS = 43;
 const DOT = 46;
