@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
 import type { WriteAnswer } from './backend-client.ts';
 import type { DeadLetterRecord } from './dead-letter.ts';
+import { LineList, type LineBlock } from './line-block.ts';
 import type { BackendCounters } from './sender-metrics.ts';
 import { RetryableWriteError } from './types.ts';
 import { lineShape } from './line-protocol.ts';
@@ -23,7 +24,8 @@ import { matchRejectedLines, readWriteError, refusalKind, type RefusalKind, type
 /** What the queue needs of a backend client (BackendClient; a fake in tests). */
 export interface BackendWriter {
   readonly name: string;
-  write(namespace: string, body: string): Promise<WriteAnswer>;
+  /** `body`: the request body in pieces (views of the messages' buffers), to send in order. */
+  write(namespace: string, body: readonly Buffer[]): Promise<WriteAnswer>;
   ping(): Promise<boolean>;
   createDatabase(namespace: string): Promise<string | undefined>;
   close(): void;
@@ -100,7 +102,7 @@ interface Segment {
 
 /** Lines with the parts they belong to, run-length: consecutive lines of one write share a segment. */
 interface Slice {
-  lines: string[];
+  lines: LineList;
   segs: Segment[];
 }
 
@@ -207,7 +209,7 @@ export class BackendQueue {
   }
 
   /** Queues a write's lines for this backend; `part` settles with them. */
-  enqueue(namespace: string, lines: readonly string[], part: WritePart): void {
+  enqueue(namespace: string, lines: LineBlock, part: WritePart): void {
     const n = lines.length;
     this.opts.counters.received(n);
     this.opts.counters.queued(n);
@@ -218,14 +220,14 @@ export class BackendQueue {
     let i = 0;
     while (i < n) {
       if (!lane.filling) {
-        const filling: NonNullable<Lane['filling']> = { slice: { lines: [], segs: [] }, timer: undefined };
+        const filling: NonNullable<Lane['filling']> = { slice: emptySlice(), timer: undefined };
         filling.timer = this.clock.setTimeout(() => this.batchDue(lane, filling), this.opts.flushIntervalMs);
         lane.filling = filling;
         this.fillingLanes.add(lane);
       }
       const batch = lane.filling.slice;
       const take = Math.min(batchSize - batch.lines.length, n - i);
-      for (let k = 0; k < take; k++) batch.lines.push(lines[i + k] as string);
+      batch.lines.add(lines, i, i + take);
       batch.segs.push({ part, n: take });
       i += take;
       if (batch.lines.length >= batchSize) this.sealFilling(lane);
@@ -412,7 +414,7 @@ export class BackendQueue {
     const { lane, slice } = work;
     const { namespace } = lane;
     const n = slice.lines.length;
-    const body = slice.lines.join('\n');
+    const body = slice.lines.body();
     let triedCreate = false;
     for (let attempt = 1; ; attempt++) {
       if (this.closed) return this.failSlice(lane, slice, this.stoppedError());
@@ -423,7 +425,7 @@ export class BackendQueue {
         case 'ok':
           this.opts.counters.request('ok');
           this.succeeded();
-          this.acceptSlice(lane, slice, Buffer.byteLength(body));
+          this.acceptSlice(lane, slice, slice.lines.byteLength());
           return;
         case 'invalid':
           this.opts.counters.request('invalid');
@@ -473,13 +475,13 @@ export class BackendQueue {
    * kind of refusal about three, and k scattered refused lines O(k log n).
    */
   private async narrow(lane: Lane, slice: Slice, answer: { status: number; message: string }): Promise<void> {
-    const { lines } = slice;
+    const lines = slice.lines.strings();
     const report = readWriteError(answer.message);
     const kind = refusalKind(report);
     const why = `HTTP ${answer.status}: ${answer.message}`;
     const named = matchRejectedLines(lines, report);
     if (named.size === 0 && lines.length === 1) return this.deadLetterSlice(lane, slice, [why], kind);
-    const [bad, rest] = partition(slice, (_, i) => named.has(i));
+    const [bad, rest] = partition(slice, lines, (_, i) => named.has(i));
     if (bad.lines.length > 0) {
       const reasons: string[] = [];
       lines.forEach((_, i) => {
@@ -497,7 +499,7 @@ export class BackendQueue {
       follow = [rest];
     } else {
       const suspect = suspectTest(report);
-      const [suspects, others] = suspect ? partition(rest, suspect) : [rest, emptySlice()];
+      const [suspects, others] = suspect ? partition(rest, rest.lines.strings(), suspect) : [rest, emptySlice()];
       if (suspects.lines.length > 0 && others.lines.length > 0) {
         follow = [suspects, others];
       } else {
@@ -523,7 +525,7 @@ export class BackendQueue {
 
   private acceptSlice(lane: Lane, slice: Slice, bytes?: number): void {
     const n = slice.lines.length;
-    this.opts.counters.sent(n, bytes ?? Buffer.byteLength(slice.lines.join('\n')));
+    this.opts.counters.sent(n, bytes ?? slice.lines.byteLength());
     for (const seg of slice.segs) seg.part.accept(seg.n);
     this.release(lane, n);
   }
@@ -543,7 +545,7 @@ export class BackendQueue {
     const { namespace } = lane;
     const records: DeadLetterRecord[] = [];
     const keys: string[] = [];
-    slice.lines.forEach((line, i) => {
+    slice.lines.strings().forEach((line, i) => {
       const key = createHash('sha1').update(namespace).update('\n').update(line).digest('base64');
       if (this.recentlyDropped.has(key)) return;
       keys.push(key);
@@ -688,19 +690,18 @@ export class BackendQueue {
 }
 
 function emptySlice(): Slice {
-  return { lines: [], segs: [] };
+  return { lines: new LineList(), segs: [] };
 }
 
-/** Splits a slice in two by a test on each line, keeping each line's part. */
-function partition(slice: Slice, test: (line: string, index: number) => boolean): [Slice, Slice] {
+/** Splits a slice in two by a test on each line (`lines`: the slice's, as strings), keeping each line's part. */
+function partition(slice: Slice, lines: readonly string[], test: (line: string, index: number) => boolean): [Slice, Slice] {
   const yes = emptySlice();
   const no = emptySlice();
   let i = 0;
   for (const seg of slice.segs) {
     for (let k = 0; k < seg.n; k++, i++) {
-      const line = slice.lines[i] as string;
-      const into = test(line, i) ? yes : no;
-      into.lines.push(line);
+      const into = test(lines[i] as string, i) ? yes : no;
+      into.lines.addFrom(slice.lines, i);
       const last = into.segs[into.segs.length - 1];
       if (last && last.part === seg.part) last.n++;
       else into.segs.push({ part: seg.part, n: 1 });
@@ -716,16 +717,17 @@ function partition(slice: Slice, test: (line: string, index: number) => boolean)
  */
 function halves(slice: Slice, report: WriteErrorReport): [Slice, Slice] {
   const { tagLimit } = report;
+  const lines = slice.lines.strings();
   if (tagLimit) {
-    const valueOf = slice.lines.map((line) => lineShape(line)?.tags.get(tagLimit.tag));
+    const valueOf = lines.map((line) => lineShape(line)?.tags.get(tagLimit.tag));
     const values = [...new Set(valueOf)];
     if (values.length > 1) {
       const first = new Set(values.slice(0, Math.ceil(values.length / 2)));
-      return partition(slice, (_, i) => first.has(valueOf[i]));
+      return partition(slice, lines, (_, i) => first.has(valueOf[i]));
     }
   }
-  const mid = Math.ceil(slice.lines.length / 2);
-  return partition(slice, (_, i) => i < mid);
+  const mid = Math.ceil(lines.length / 2);
+  return partition(slice, lines, (_, i) => i < mid);
 }
 
 /** Lines that may be what the answer refused, going by what it names. */
