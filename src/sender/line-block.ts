@@ -22,7 +22,7 @@ export class LineBlock implements Iterable<string> {
 
   /** The data lines of buf[from..], split as InfluxDB splits a body (splitLines), sharing buf. */
   static fromBody(buf: Buffer, from = 0): LineBlock {
-    return new LineBlock(buf, Uint32Array.from(lineBounds(buf, from, buf.length)));
+    return new LineBlock(buf, lineBounds(buf, from, buf.length));
   }
 
   /** The data lines among `lines` (blank and `#` lines dropped), copied into one buffer. */

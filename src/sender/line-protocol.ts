@@ -32,8 +32,12 @@ export function splitLines(body: string): string[] {
  * offsets, in pairs (blanks around a line trimmed). UTF-8 never puts a byte below 0x80 inside a
  * multi-byte character, so the scan sees the same newlines, quotes and escapes a string scan does.
  */
-export function lineBounds(buf: Uint8Array, from: number, to: number): number[] {
-  const out: number[] = [];
+export function lineBounds(buf: Uint8Array, from: number, to: number): Uint32Array {
+  // Sized by the newlines first: one allocation, no growing array per message.
+  let newlines = 0;
+  for (let at = buf.indexOf(NL, from); at !== -1 && at < to; at = buf.indexOf(NL, at + 1)) newlines++;
+  const out = new Uint32Array(2 * (newlines + 1));
+  let n = 0;
   // Fast path: without quotes no newline can be quoted.
   const quote = buf.indexOf(QUOTE, from);
   if (quote === -1 || quote >= to) {
@@ -41,10 +45,10 @@ export function lineBounds(buf: Uint8Array, from: number, to: number): number[] 
     while (start <= to) {
       let end = buf.indexOf(NL, start);
       if (end === -1 || end > to) end = to;
-      pushBounds(out, buf, start, end);
+      n = pushBounds(out, n, buf, start, end);
       start = end + 1;
     }
-    return out;
+    return out.subarray(0, n);
   }
   let i = from;
   while (i < to) {
@@ -80,19 +84,22 @@ export function lineBounds(buf: Uint8Array, from: number, to: number): number[] 
       if (c === NL && !quoted) break;
       i++;
     }
-    pushBounds(out, buf, start, i);
+    n = pushBounds(out, n, buf, start, i);
     i++;
   }
-  return out;
+  return out.subarray(0, n);
 }
 
-function pushBounds(out: number[], buf: Uint8Array, start: number, end: number): void {
+/** Stores a line's trimmed bounds at out[n] unless it is blank or a comment; returns the next n. */
+function pushBounds(out: Uint32Array, n: number, buf: Uint8Array, start: number, end: number): number {
   let s = start;
   while (s < end && isBlank(buf[s] as number)) s++;
   let e = end;
   while (e > s && isBlank(buf[e - 1] as number)) e--;
-  if (e <= s || buf[s] === HASH) return;
-  out.push(s, e);
+  if (e <= s || buf[s] === HASH) return n;
+  out[n] = s;
+  out[n + 1] = e;
+  return n + 2;
 }
 
 function isBlank(c: number): boolean {
