@@ -22,10 +22,19 @@ export interface DecodedMessage {
 
 /** Throws with a reason when the body has no namespace header (not produced by ns-agent). */
 export function decodeMessage(buf: Buffer | string): DecodedMessage {
-  const text = typeof buf === 'string' ? buf : buf.toString('utf8');
-  if (!text.startsWith(HEADER)) throw new Error('message has no "# ns=" header line');
-  const nl = text.indexOf('\n');
-  const encoded = text.slice(HEADER.length, nl === -1 ? undefined : nl);
+  const bytes = typeof buf === 'string' ? Buffer.from(buf, 'utf8') : buf;
+  const { namespace, bodyStart } = readMessageHeader(bytes);
+  return { namespace, body: bytes.toString('utf8', bodyStart) };
+}
+
+/**
+ * decodeMessage without decoding the body: the namespace, and where the lines start in `buf`
+ * (the relay reads them from the bytes). Throws with a reason as decodeMessage does.
+ */
+export function readMessageHeader(buf: Buffer): { namespace: string; bodyStart: number } {
+  if (buf.length < HEADER.length || buf.toString('latin1', 0, HEADER.length) !== HEADER) throw new Error('message has no "# ns=" header line');
+  const nl = buf.indexOf(10);
+  const encoded = buf.toString('utf8', HEADER.length, nl === -1 ? buf.length : nl);
   let namespace: string;
   try {
     namespace = decodeURIComponent(encoded);
@@ -33,5 +42,5 @@ export function decodeMessage(buf: Buffer | string): DecodedMessage {
     throw new Error(`message header has a malformed namespace ${JSON.stringify(encoded.slice(0, 80))}`);
   }
   if (namespace === '') throw new Error('message header names an empty namespace');
-  return { namespace, body: nl === -1 ? '' : text.slice(nl + 1) };
+  return { namespace, bodyStart: nl === -1 ? buf.length : nl + 1 };
 }

@@ -13,10 +13,10 @@ import type { Logger } from 'pino';
 import { backoffMs } from '../backoff.ts';
 import { settledWithin, systemClock, type Clock, type TimerHandle } from '../clock.ts';
 import type { RelayConfig } from '../config/schema.ts';
-import { decodeMessage } from '../publish/envelope.ts';
+import { readMessageHeader } from '../publish/envelope.ts';
 import { nsqConnectionSecurity, type NsqConnectionSecurity, type NsqLinkSecurityConfig } from '../publish/nsq-tls.ts';
 import { DeadLetterLog } from '../sender/dead-letter.ts';
-import { splitLines } from '../sender/line-protocol.ts';
+import { LineBlock } from '../sender/line-block.ts';
 import { RetryableWriteError, type GatewaySender } from '../sender/types.ts';
 import { TopicSource, type NamespaceSource } from './topic-source.ts';
 
@@ -441,10 +441,11 @@ export class Relay {
   }
 
   private async handle(tr: TopicReader, msg: Message): Promise<HandleResult> {
+    const payload = msg.body;
     let namespace: string;
-    let body: string;
+    let bodyStart: number;
     try {
-      ({ namespace, body } = decodeMessage(msg.body));
+      ({ namespace, bodyStart } = readMessageHeader(payload));
     } catch (err) {
       return this.deadLetterMessage(tr, msg, (err as Error).message, 'invalid');
     }
@@ -452,7 +453,8 @@ export class Relay {
       return this.deadLetterMessage(tr, msg, `gave up after ${msg.attempts - 1} attempts (relay.maxAttempts ${this.cfg.maxAttempts})`, 'gave_up', namespace);
     }
     try {
-      const outcome = await this.opts.sender.write(namespace, splitLines(body));
+      // The lines stay in the message's bytes until the sender accepted them: no copy as strings.
+      const outcome = await this.opts.sender.write(namespace, LineBlock.fromBody(payload, bodyStart));
       this.counts.pointsWritten += outcome.written;
       this.counts.pointsDeadLettered += outcome.deadLettered;
       return this.respond(msg, 'finish');

@@ -5,6 +5,7 @@
 // the caller owns batching, retry and the NSQ acknowledgement.
 import http from 'node:http';
 import https from 'node:https';
+import zlib from 'node:zlib';
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
 import type { Transport } from '@influxdata/influxdb-client';
 import { abortScope } from '../abort-scope.ts';
@@ -88,9 +89,18 @@ export class BackendClient {
     return `/write?${q}`;
   }
 
-  async write(namespace: string, body: string): Promise<WriteAnswer> {
+  /**
+   * `body`: the lines, or the lines in pieces (views of the buffers they arrived in); gzip reads them as they
+   * are, so the request holds one compressed copy instead of a joined body and its encoding.
+   */
+  async write(namespace: string, body: string | readonly Buffer[]): Promise<WriteAnswer> {
     try {
-      await this.request(this.writePath(namespace), body, 'POST', LP_HEADERS, this.backend.gzip !== false ? GZIP_MIN_BYTES : undefined);
+      const pieces = typeof body === 'string' ? [Buffer.from(body, 'utf8')] : body;
+      let bytes = 0;
+      for (const piece of pieces) bytes += piece.length;
+      const gzip = this.backend.gzip !== false && bytes > GZIP_MIN_BYTES;
+      const payload = gzip ? await gzipPieces(pieces) : Buffer.concat(pieces, bytes);
+      await this.send(this.writePath(namespace), payload, gzip ? { ...LP_HEADERS, 'content-encoding': 'gzip' } : LP_HEADERS);
       return { kind: 'ok' };
     } catch (err) {
       return this.classify(err);
@@ -132,6 +142,23 @@ export class BackendClient {
     try {
       const options = { method, headers: { ...this.auth, ...headers }, signal: scope.signal, ...(gzipThreshold === undefined ? {} : { gzipThreshold }) };
       return (await this.transport.request(path, body, options)) as unknown;
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** POST of a binary body; rejects as request() does (HttpError for a status of 300 and up). */
+  private async send(path: string, body: Buffer, headers: Record<string, string>): Promise<void> {
+    const scope = abortScope(this.closing.signal, this.backend.timeoutMs);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        // The transport's request() takes strings only; send() copies the body with Buffer.from,
+        // which takes a Buffer as well.
+        this.transport.send(path, body as unknown as string, { method: 'POST', headers: { ...this.auth, ...headers }, signal: scope.signal }, {
+          error: reject,
+          complete: resolve,
+        });
+      });
     } finally {
       scope.dispose();
     }
@@ -197,4 +224,17 @@ function authHeaders(backend: BackendConfig): Record<string, string> {
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+}
+
+/** gzip of the pieces in order, read as they are (a stream, not a joined copy). */
+function gzipPieces(pieces: readonly Buffer[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const gz = zlib.createGzip();
+    const out: Buffer[] = [];
+    gz.on('data', (chunk: Buffer) => out.push(chunk));
+    gz.on('end', () => resolve(Buffer.concat(out)));
+    gz.on('error', reject);
+    for (const piece of pieces) gz.write(piece);
+    gz.end();
+  });
 }

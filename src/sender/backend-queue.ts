@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
 import type { WriteAnswer } from './backend-client.ts';
 import type { DeadLetterRecord } from './dead-letter.ts';
+import type { LineBlock } from './line-block.ts';
 import type { BackendCounters } from './sender-metrics.ts';
 import { RetryableWriteError } from './types.ts';
 import { Breaker, type BackendState } from './breaker.ts';
@@ -23,7 +24,8 @@ export type { BackendState } from './breaker.ts';
 /** What the queue needs of a backend client (BackendClient; a fake in tests). */
 export interface BackendWriter {
   readonly name: string;
-  write(namespace: string, body: string): Promise<WriteAnswer>;
+  /** `body`: the request body in pieces (views of the messages' buffers), to send in order. */
+  write(namespace: string, body: readonly Buffer[]): Promise<WriteAnswer>;
   ping(): Promise<boolean>;
   createDatabase(namespace: string): Promise<string | undefined>;
   close(): void;
@@ -148,7 +150,7 @@ export class BackendQueue {
   }
 
   /** Queues a write's lines for this backend; `part` settles with them. */
-  enqueue(namespace: string, lines: readonly string[], part: WritePart): void {
+  enqueue(namespace: string, lines: LineBlock, part: WritePart): void {
     const n = lines.length;
     this.opts.counters.received(n);
     this.opts.counters.queued(n);
@@ -217,7 +219,7 @@ export class BackendQueue {
 
   private acceptSlice(lane: Lane, slice: Slice, bytes?: number): void {
     const n = slice.lines.length;
-    this.opts.counters.sent(n, bytes ?? Buffer.byteLength(slice.lines.join('\n')));
+    this.opts.counters.sent(n, bytes ?? slice.lines.byteLength());
     for (const seg of slice.segs) seg.part.accept(seg.n);
     this.release(lane, n);
   }

@@ -6,6 +6,7 @@ import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { topicFor } from '../topic-names.ts';
+import { LineBlock } from './line-block.ts';
 import type { GatewaySender, WriteOutcome } from './types.ts';
 
 export interface FileSinkOptions {
@@ -65,12 +66,13 @@ export class FileSink implements GatewaySender {
   }
 
   /** Appends the lines (one per line) to the namespace's file; resolves once written. */
-  write(namespace: string, lines: readonly string[]): Promise<WriteOutcome> {
+  write(namespace: string, lines: readonly string[] | LineBlock): Promise<WriteOutcome> {
     if (this.state !== 'running') return Promise.reject(new Error('file sink is not running'));
     if (typeof namespace !== 'string' || namespace === '') return Promise.reject(new Error('write: namespace must be a non-empty string'));
     if (lines.length === 0) return Promise.resolve({ written: 0, deadLettered: 0 });
     const file = this.fileFor(namespace);
-    const data = Buffer.from(`${lines.join('\n')}\n`, 'utf8');
+    const data =
+      lines instanceof LineBlock ? Buffer.concat([...lines.body(), Buffer.from('\n')]) : Buffer.from(`${lines.join('\n')}\n`, 'utf8');
     const run = file.chain.then(() => this.append(file, data, lines.length));
     file.chain = run.catch(() => undefined);
     return run;

@@ -14,7 +14,8 @@ import { BackendClient } from './backend-client.ts';
 import { BackendQueue, WritePart, type BackendWriter } from './backend-queue.ts';
 import { DeadLetterLog } from './dead-letter.ts';
 import { HashRing, hash32 } from './hash-ring.ts';
-import { isDataLine, seriesKey } from './line-protocol.ts';
+import { LineBlock } from './line-block.ts';
+import { seriesKey } from './line-protocol.ts';
 import { BackendCounters, SenderPromMetrics } from './sender-metrics.ts';
 import { RetryableWriteError, type GatewaySender, type WriteOutcome } from './types.ts';
 
@@ -135,18 +136,17 @@ export class InfluxGatewaySender implements GatewaySender {
     this.listeners.add(listener);
   }
 
-  async write(namespace: string, lines: readonly string[]): Promise<WriteOutcome> {
+  async write(namespace: string, lines: readonly string[] | LineBlock): Promise<WriteOutcome> {
     if (this.state !== 'running') {
       throw new RetryableWriteError(`sender is ${this.state === 'new' ? 'not started' : 'stopped'}`, 'stopped');
     }
     if (typeof namespace !== 'string' || namespace === '') throw new TypeError('sender.write: namespace must be a non-empty string');
-    const data: string[] = [];
-    for (const line of lines) if (isDataLine(line)) data.push(line);
+    const data = lines instanceof LineBlock ? lines : LineBlock.fromLines(lines);
     if (data.length === 0) return { written: 0, deadLettered: 0 };
     const shares = this.route(namespace, data);
     let total = 0;
     for (let i = 0; i < shares.length; i++) {
-      const share = shares[i] as string[];
+      const share = shares[i] as LineBlock;
       if (share.length === 0) continue;
       const refusal = (this.queues[i] as BackendQueue).refusal();
       if (refusal) {
@@ -217,13 +217,13 @@ export class InfluxGatewaySender implements GatewaySender {
     return (this.queues[i] as BackendQueue).name;
   }
 
-  private route(namespace: string, lines: string[]): string[][] {
+  private route(namespace: string, lines: LineBlock): LineBlock[] {
     const n = this.queues.length;
     if (!this.ring) return Array.from({ length: n }, () => lines);
-    const shares: string[][] = Array.from({ length: n }, () => []);
+    const shares: number[][] = Array.from({ length: n }, () => []);
     const prefix = `${namespace}\n`;
-    for (const line of lines) (shares[this.ring.locateHash(hash32(prefix + seriesKey(line)))] as string[]).push(line);
-    return shares;
+    for (let i = 0; i < lines.length; i++) (shares[this.ring.locateHash(hash32(prefix + seriesKey(lines.line(i))))] as number[]).push(i);
+    return shares.map((indices) => lines.pick(indices));
   }
 
   /** Room for `points` now: under the bound (an oversized write goes alone into an empty queue). */

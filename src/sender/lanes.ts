@@ -3,7 +3,8 @@
 // when it holds batchSize points or flushIntervalMs after its first point; lanes with work ready
 // take turns (round-robin), so one namespace's backlog never queues another's.
 import type { Clock, TimerHandle } from '../clock.ts';
-import type { Slice, WritePart } from './write-part.ts';
+import type { LineBlock } from './line-block.ts';
+import { emptySlice, type Slice, type WritePart } from './write-part.ts';
 
 /** One namespace (database) on this backend: its own batches and its own turn at the slots. */
 export interface Lane {
@@ -68,7 +69,7 @@ export class Lanes {
   }
 
   /** Adds a write's lines to its namespace's batches, sealing each batch that fills up. */
-  add(namespace: string, lines: readonly string[], part: WritePart): void {
+  add(namespace: string, lines: LineBlock, part: WritePart): void {
     const n = lines.length;
     const lane = this.laneFor(namespace);
     lane.queued += n;
@@ -76,14 +77,14 @@ export class Lanes {
     let i = 0;
     while (i < n) {
       if (!lane.filling) {
-        const filling: NonNullable<Lane['filling']> = { slice: { lines: [], segs: [] }, timer: undefined };
+        const filling: NonNullable<Lane['filling']> = { slice: emptySlice(), timer: undefined };
         filling.timer = this.clock.setTimeout(() => this.batchDue(lane, filling), this.opts.flushIntervalMs);
         lane.filling = filling;
         this.fillingLanes.add(lane);
       }
       const batch = lane.filling.slice;
       const take = Math.min(batchSize - batch.lines.length, n - i);
-      for (let k = 0; k < take; k++) batch.lines.push(lines[i + k] as string);
+      batch.lines.add(lines, i, i + take);
       batch.segs.push({ part, n: take });
       i += take;
       if (batch.lines.length >= batchSize) this.sealFilling(lane);

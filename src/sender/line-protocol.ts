@@ -16,29 +16,46 @@ const { NL, SPACE, HASH, BACKSLASH, QUOTE, EQUALS, COMMA } = LP_CHARS;
  * quotes until the next unescaped `"`, newlines included.
  */
 export function splitLines(body: string): string[] {
+  const buf = Buffer.from(body, 'utf8');
+  const bounds = lineBounds(buf, 0, buf.length);
   const out: string[] = [];
+  for (let k = 0; k < bounds.length; k += 2) out.push(buf.toString('utf8', bounds[k], bounds[k + 1]));
+  return out;
+}
+
+/**
+ * splitLines on bytes, without making strings: the data lines of buf[from, to) as start and end
+ * offsets, in pairs (blanks around a line trimmed). UTF-8 never puts a byte below 0x80 inside a
+ * multi-byte character, so the scan sees the same newlines, quotes and escapes a string scan does.
+ */
+export function lineBounds(buf: Uint8Array, from: number, to: number): Uint32Array {
+  // Sized by the newlines first: one allocation, no growing array per message.
+  let newlines = 0;
+  for (let at = buf.indexOf(NL, from); at !== -1 && at < to; at = buf.indexOf(NL, at + 1)) newlines++;
+  const out = new Uint32Array(2 * (newlines + 1));
+  let n = 0;
   // Fast path: without quotes no newline can be quoted.
-  if (body.indexOf('"') === -1) {
-    let start = 0;
-    while (start <= body.length) {
-      let end = body.indexOf('\n', start);
-      if (end === -1) end = body.length;
-      pushLine(out, body, start, end);
+  const quote = buf.indexOf(QUOTE, from);
+  if (quote === -1 || quote >= to) {
+    let start = from;
+    while (start <= to) {
+      let end = buf.indexOf(NL, start);
+      if (end === -1 || end > to) end = to;
+      n = pushBounds(out, n, buf, start, end);
       start = end + 1;
     }
-    return out;
+    return out.subarray(0, n);
   }
-  let i = 0;
-  const n = body.length;
-  while (i < n) {
+  let i = from;
+  while (i < to) {
     const start = i;
     let fields = false;
     let quoted = false;
     let equals = 0;
     let commas = 0;
-    while (i < n) {
-      const c = body.charCodeAt(i);
-      if (c === BACKSLASH && i + 2 < n) {
+    while (i < to) {
+      const c = buf[i] as number;
+      if (c === BACKSLASH && i + 2 < to) {
         i += 2;
         continue;
       }
@@ -63,19 +80,22 @@ export function splitLines(body: string): string[] {
       if (c === NL && !quoted) break;
       i++;
     }
-    pushLine(out, body, start, i);
+    n = pushBounds(out, n, buf, start, i);
     i++;
   }
-  return out;
+  return out.subarray(0, n);
 }
 
-function pushLine(out: string[], body: string, start: number, end: number): void {
+/** Stores a line's trimmed bounds at out[n] unless it is blank or a comment; returns the next n. */
+function pushBounds(out: Uint32Array, n: number, buf: Uint8Array, start: number, end: number): number {
   let s = start;
-  while (s < end && isBlank(body.charCodeAt(s))) s++;
+  while (s < end && isBlank(buf[s] as number)) s++;
   let e = end;
-  while (e > s && isBlank(body.charCodeAt(e - 1))) e--;
-  if (e <= s || body.charCodeAt(s) === HASH) return;
-  out.push(s === start && e === end ? body.slice(start, end) : body.slice(s, e));
+  while (e > s && isBlank(buf[e - 1] as number)) e--;
+  if (e <= s || buf[s] === HASH) return n;
+  out[n] = s;
+  out[n + 1] = e;
+  return n + 2;
 }
 
 /** True for a line that carries a point (not blank, not a `#` comment). */

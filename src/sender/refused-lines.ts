@@ -58,13 +58,13 @@ export class RefusedLines {
    * kind of refusal about three, and k scattered refused lines O(k log n).
    */
   async narrow(lane: Lane, slice: Slice, answer: { status: number; message: string }): Promise<void> {
-    const { lines } = slice;
+    const lines = slice.lines.strings();
     const report = readWriteError(answer.message);
     const kind = refusalKind(report);
     const why = `HTTP ${answer.status}: ${answer.message}`;
     const named = matchRejectedLines(lines, report);
     if (named.size === 0 && lines.length === 1) return this.deadLetter(lane, slice, [why], kind);
-    const [bad, rest] = partition(slice, (_, i) => named.has(i));
+    const [bad, rest] = partition(slice, lines, (_, i) => named.has(i));
     if (bad.lines.length > 0) {
       const reasons: string[] = [];
       lines.forEach((_, i) => {
@@ -82,7 +82,7 @@ export class RefusedLines {
       follow = [rest];
     } else {
       const suspect = suspectTest(report);
-      const [suspects, others] = suspect ? partition(rest, suspect) : [rest, emptySlice()];
+      const [suspects, others] = suspect ? partition(rest, rest.lines.strings(), suspect) : [rest, emptySlice()];
       if (suspects.lines.length > 0 && others.lines.length > 0) {
         follow = [suspects, others];
       } else {
@@ -102,7 +102,7 @@ export class RefusedLines {
     const { namespace } = lane;
     const records: DeadLetterRecord[] = [];
     const keys: string[] = [];
-    slice.lines.forEach((line, i) => {
+    slice.lines.strings().forEach((line, i) => {
       const key = createHash('sha1').update(namespace).update('\n').update(line).digest('base64');
       if (this.recentlyDropped.has(key)) return;
       keys.push(key);
@@ -132,16 +132,17 @@ export class RefusedLines {
  */
 function halves(slice: Slice, report: WriteErrorReport): [Slice, Slice] {
   const { tagLimit } = report;
+  const lines = slice.lines.strings();
   if (tagLimit) {
-    const valueOf = slice.lines.map((line) => lineShape(line)?.tags.get(tagLimit.tag));
+    const valueOf = lines.map((line) => lineShape(line)?.tags.get(tagLimit.tag));
     const values = [...new Set(valueOf)];
     if (values.length > 1) {
       const first = new Set(values.slice(0, Math.ceil(values.length / 2)));
-      return partition(slice, (_, i) => first.has(valueOf[i]));
+      return partition(slice, lines, (_, i) => first.has(valueOf[i]));
     }
   }
-  const mid = Math.ceil(slice.lines.length / 2);
-  return partition(slice, (_, i) => i < mid);
+  const mid = Math.ceil(lines.length / 2);
+  return partition(slice, lines, (_, i) => i < mid);
 }
 
 /** Lines that may be what the answer refused, going by what it names. */

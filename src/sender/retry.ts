@@ -58,7 +58,7 @@ export class RetryingWriter {
     const { lane, slice } = work;
     const { namespace } = lane;
     const n = slice.lines.length;
-    const body = slice.lines.join('\n');
+    const body = slice.lines.body();
     let triedCreate = false;
     for (let attempt = 1; ; attempt++) {
       if (this.opts.isClosed()) return settle.fail(lane, slice, stoppedError(this.name));
@@ -69,7 +69,7 @@ export class RetryingWriter {
         case 'ok':
           this.opts.counters.request('ok');
           breaker.succeeded();
-          settle.accept(lane, slice, Buffer.byteLength(body));
+          settle.accept(lane, slice, slice.lines.byteLength());
           return;
         case 'invalid':
           this.opts.counters.request('invalid');

@@ -1,5 +1,6 @@
 // The gateway sender contract: line protocol for a namespace in, acceptance by every backend the
 // points belong to out. The relay finishes an NSQ message only after write() resolves.
+import type { LineBlock } from './line-block.ts';
 
 export interface WriteOutcome {
   /** Points accepted by their backend(s). */
@@ -14,9 +15,10 @@ export interface GatewaySender {
   stop(): Promise<void>;
   /**
    * Resolves once every point was accepted by every backend it belongs to (or dead-lettered as
-   * invalid). Rejects when a backend failed in a retryable way, so the caller requeues.
+   * invalid). Rejects when a backend failed in a retryable way, so the caller requeues. The
+   * relay gives a LineBlock (its message's bytes, not copied), other callers strings.
    */
-  write(namespace: string, lines: readonly string[]): Promise<WriteOutcome>;
+  write(namespace: string, lines: readonly string[] | LineBlock): Promise<WriteOutcome>;
   status(): Record<string, unknown>;
   /**
    * Optional: told false while the sender cannot deliver (a backend is marked down) and true

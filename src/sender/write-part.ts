@@ -1,6 +1,7 @@
 // A write's lines on their way through one backend's queue: the WritePart that settles when all
 // of them were accepted or dead-lettered, and the slices (batches, follow-up requests) that carry
 // them, each line still knowing the part it belongs to.
+import { LineList } from './line-block.ts';
 
 /** One write's share for one backend; `done` settles when all its lines are settled. */
 export class WritePart {
@@ -52,24 +53,23 @@ export interface Segment {
 
 /** Lines with the parts they belong to, run-length: consecutive lines of one write share a segment. */
 export interface Slice {
-  lines: string[];
+  lines: LineList;
   segs: Segment[];
 }
 
 export function emptySlice(): Slice {
-  return { lines: [], segs: [] };
+  return { lines: new LineList(), segs: [] };
 }
 
-/** Splits a slice in two by a test on each line, keeping each line's part. */
-export function partition(slice: Slice, test: (line: string, index: number) => boolean): [Slice, Slice] {
+/** Splits a slice in two by a test on each line (`lines`: the slice's, as strings), keeping each line's part. */
+export function partition(slice: Slice, lines: readonly string[], test: (line: string, index: number) => boolean): [Slice, Slice] {
   const yes = emptySlice();
   const no = emptySlice();
   let i = 0;
   for (const seg of slice.segs) {
     for (let k = 0; k < seg.n; k++, i++) {
-      const line = slice.lines[i] as string;
-      const into = test(line, i) ? yes : no;
-      into.lines.push(line);
+      const into = test(lines[i] as string, i) ? yes : no;
+      into.lines.addFrom(slice.lines, i);
       const last = into.segs[into.segs.length - 1];
       if (last && last.part === seg.part) last.n++;
       else into.segs.push({ part: seg.part, n: 1 });

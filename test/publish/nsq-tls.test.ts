@@ -15,6 +15,7 @@ import { nsqSchema, relaySchema, type ConfigInput } from '../../src/config/schem
 import { silentLogger } from '../../src/log/logger.ts';
 import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
 import { createRelay } from '../../src/relay/relay.ts';
+import type { LineBlock } from '../../src/sender/line-block.ts';
 import type { GatewaySender, WriteOutcome } from '../../src/sender/types.ts';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.ts';
 import { startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
@@ -63,7 +64,7 @@ class Collecting implements GatewaySender {
   private waiter: { n: number; resolve: () => void } | undefined;
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
-  async write(_ns: string, lines: readonly string[]): Promise<WriteOutcome> {
+  async write(_ns: string, lines: readonly string[] | LineBlock): Promise<WriteOutcome> {
     this.lines.push(...lines);
     if (this.waiter && this.lines.length >= this.waiter.n) this.waiter.resolve();
     return { written: lines.length, deadLettered: 0 };

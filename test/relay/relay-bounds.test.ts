@@ -14,6 +14,7 @@ import { relaySchema, type ConfigInput } from '../../src/config/schema.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { createRelay, type Relay } from '../../src/relay/relay.ts';
 import type { NamespaceSource } from '../../src/relay/topic-source.ts';
+import type { LineBlock } from '../../src/sender/line-block.ts';
 import type { GatewaySender, WriteOutcome } from '../../src/sender/types.ts';
 import { startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { sumMetric } from '../faults/harness.ts';
@@ -43,7 +44,7 @@ class HeldSender implements GatewaySender {
   async stop(): Promise<void> {
     this.release();
   }
-  async write(_namespace: string, lines: readonly string[]): Promise<WriteOutcome> {
+  async write(_namespace: string, lines: readonly string[] | LineBlock): Promise<WriteOutcome> {
     if (this.held) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.lines += lines.length;
     return { written: lines.length, deadLettered: 0 };

@@ -12,6 +12,7 @@ import { relaySchema, type ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { createRelay, INVALID_MESSAGES_FILE, type Relay } from '../../src/relay/relay.ts';
 import { RetryableWriteError, type GatewaySender, type WriteOutcome } from '../../src/sender/types.ts';
+import type { LineBlock } from '../../src/sender/line-block.ts';
 import { nsqdStats, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { TestWriter } from './nsq-writer.ts';
 
@@ -54,8 +55,8 @@ class ScriptedSender implements GatewaySender {
   setAvailable(a: boolean): void {
     for (const l of this.listeners) l(a);
   }
-  write(namespace: string, lines: readonly string[]): Promise<WriteOutcome> {
-    const call = { namespace, lines, at: Date.now() };
+  write(namespace: string, lines: readonly string[] | LineBlock): Promise<WriteOutcome> {
+    const call = { namespace, lines: [...lines], at: Date.now() };
     this.calls.push(call);
     for (const w of [...this.waiters]) {
       if (this.calls.length >= w.n) {
