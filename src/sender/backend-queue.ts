@@ -12,22 +12,13 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../clock.ts';
-import type { WriteAnswer } from './backend-client.ts';
+import { nothingNamed, type BackendWriter } from './backend-writer.ts';
 import type { DeadLetterRecord } from './dead-letter.ts';
 import type { BackendCounters } from './sender-metrics.ts';
 import { RetryableWriteError } from './types.ts';
 import { lineShape } from './line-protocol.ts';
 import { RefusalLog } from './refusal-log.ts';
-import { matchRejectedLines, readWriteError, refusalKind, type RefusalKind, type WriteErrorReport } from './write-errors.ts';
-
-/** What the queue needs of a backend client (BackendClient; a fake in tests). */
-export interface BackendWriter {
-  readonly name: string;
-  write(namespace: string, body: string): Promise<WriteAnswer>;
-  ping(): Promise<boolean>;
-  createDatabase(namespace: string): Promise<string | undefined>;
-  close(): void;
-}
+import { matchRejectedLines, refusalKind, type RefusalKind, type WriteErrorReport } from './write-errors.ts';
 
 export interface BackendQueueOptions {
   client: BackendWriter;
@@ -431,7 +422,7 @@ export class BackendQueue {
           return this.narrow(lane, slice, answer);
         case 'no-database':
           this.opts.counters.request('no_database');
-          if (answer.missing === 'database' && this.opts.createDatabase && !triedCreate) {
+          if (answer.missing === 'database' && this.opts.createDatabase && this.opts.client.createDatabase && !triedCreate) {
             triedCreate = true;
             if (await this.createDatabase(namespace)) continue;
           }
@@ -474,7 +465,7 @@ export class BackendQueue {
    */
   private async narrow(lane: Lane, slice: Slice, answer: { status: number; message: string }): Promise<void> {
     const { lines } = slice;
-    const report = readWriteError(answer.message);
+    const report = this.opts.client.readRefusal?.(answer.message) ?? nothingNamed();
     const kind = refusalKind(report);
     const why = `HTTP ${answer.status}: ${answer.message}`;
     const named = matchRejectedLines(lines, report);
@@ -664,7 +655,8 @@ export class BackendQueue {
   }
 
   private async createDatabase(namespace: string): Promise<boolean> {
-    const error = await this.opts.client.createDatabase(namespace);
+    const { client } = this.opts;
+    const error = client.createDatabase ? await client.createDatabase(namespace) : 'this storage kind has no databases to create';
     if (error === undefined) {
       this.stats.databasesCreated++;
       this.log.info({ backend: this.name, namespace }, 'database created');

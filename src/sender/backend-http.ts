@@ -1,0 +1,115 @@
+// The HTTP side every storage kind's client shares: keep-alive connections (TLS from the
+// backend's `tls` keys), one request with the backend's timeout that close() aborts, gzip of
+// write bodies, HTTP Basic credentials, and the reading of failures that are no HTTP answer
+// (aborted, TLS, timeout, network). Built on @influxdata/influxdb-client's transport alone: it
+// gzips, keeps a base url's path prefix, and hands back non-2xx answers as HttpError with their
+// headers and body. A kind's client adds its paths and its reading of HTTP statuses.
+import http from 'node:http';
+import https from 'node:https';
+import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
+import type { Transport } from '@influxdata/influxdb-client';
+import { abortScope } from '../abort-scope.ts';
+import type { BackendConfig } from '../config/schema.ts';
+import { describeTlsError, loadTlsMaterial } from '../tls.ts';
+import type { WriteAnswer } from './backend-writer.ts';
+import { retryAfterMs } from './write-errors.ts';
+
+/** The backend keys every kind has. */
+export type BackendHttpConfig = Pick<BackendConfig, 'name' | 'url' | 'timeoutMs' | 'tls' | 'gzip'>;
+
+const LP_HEADERS = { 'content-type': 'text/plain; charset=utf-8', accept: 'application/json' };
+/** Bodies below this go plain: gzip's header and CPU buy nothing on a few lines. */
+const GZIP_MIN_BYTES = 1024;
+
+export class BackendHttp {
+  private readonly backend: BackendHttpConfig;
+  private readonly transport: Transport;
+  private readonly agent: http.Agent;
+  private readonly closing = new AbortController();
+  private readonly auth: Record<string, string>;
+
+  /** `auth`: headers sent with every request. Throws on a url that is not http(s)://. */
+  constructor(backend: BackendHttpConfig, maxSockets: number, auth: Record<string, string>) {
+    const url = new URL(backend.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`backend "${backend.name}": url must be http:// or https://, got "${backend.url}"`);
+    }
+    this.backend = backend;
+    this.auth = auth;
+    const tls = url.protocol === 'https:' && backend.tls ? loadTlsMaterial(backend.tls, `backend "${backend.name}" tls`) : {};
+    const Agent = url.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets, ...tls });
+    // No token here: the transport would send "Token …", which each kind's client decides on.
+    // timeout: the transport's socket idle timeout (10 s by default) must not cut in before ours.
+    this.transport = new InfluxDB({ url: backend.url, timeout: backend.timeoutMs + 1000, transportOptions: { agent: this.agent } }).transport;
+  }
+
+  get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
+
+  /** POSTs a body of line protocol, gzipped past 1 KiB unless the backend says gzip: false. */
+  writeBody(path: string, body: string): Promise<unknown> {
+    return this.request(path, body, 'POST', LP_HEADERS, this.backend.gzip !== false ? GZIP_MIN_BYTES : undefined);
+  }
+
+  /** Resolves with the parsed answer (JSON, text or nothing); rejects with HttpError on non-2xx. */
+  async request(path: string, body: string, method: string, headers: Record<string, string>, gzipThreshold?: number): Promise<unknown> {
+    const scope = abortScope(this.closing.signal, this.backend.timeoutMs);
+    try {
+      const options = { method, headers: { ...this.auth, ...headers }, signal: scope.signal, ...(gzipThreshold === undefined ? {} : { gzipThreshold }) };
+      return (await this.transport.request(path, body, options)) as unknown;
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** A failure that is no HTTP answer: cut short by close(), or retryable with a sentence. */
+  failure(err: unknown): WriteAnswer {
+    if (this.closed) return { kind: 'aborted' };
+    const e = err as Error & { code?: string };
+    const tlsProblem = describeTlsError(e, `backend "${this.backend.name}"`, this.backend.tls ?? {});
+    if (tlsProblem) return { kind: 'retryable', message: tlsProblem };
+    if (e.name === 'AbortError' || e.name === 'TimeoutError') {
+      return { kind: 'retryable', message: `no answer within ${this.backend.timeoutMs} ms` };
+    }
+    return { kind: 'retryable', message: e.code ? `${e.code}: ${e.message}` : e.message };
+  }
+
+  /** Aborts requests in flight and closes the idle connections; idempotent. */
+  close(): void {
+    this.closing.abort();
+    this.agent.destroy();
+  }
+}
+
+/** The reason in an error answer: {"error": …} (InfluxDB 1.x), {"message": …} (2.x), or the text. */
+export function errorText(err: HttpError): string {
+  const json = err.json as { error?: unknown; message?: unknown } | undefined;
+  if (json && typeof json.error === 'string') return json.error;
+  if (json && typeof json.message === 'string') return json.message;
+  if (err.body) {
+    try {
+      const parsed = JSON.parse(err.body) as { error?: unknown; message?: unknown };
+      if (typeof parsed.error === 'string') return parsed.error;
+      if (typeof parsed.message === 'string') return parsed.message;
+    } catch {
+      // Not JSON: the text itself (the transport caps non-JSON bodies at 1000 characters).
+    }
+    return err.body.trim();
+  }
+  return err.message;
+}
+
+/** An HTTP answer to try again, after its Retry-After when it has one. */
+export function retryableAnswer(err: HttpError, message: string, now: number): WriteAnswer {
+  const status = err.statusCode;
+  const wait = retryAfterMs(err.headers?.['retry-after'], now);
+  return { kind: 'retryable', status, message: `HTTP ${status}: ${message}`, ...(wait === undefined ? {} : { retryAfterMs: wait }) };
+}
+
+export function basicAuth(userPass: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(userPass, 'utf8').toString('base64')}` };
+}
+
+export { HttpError };
