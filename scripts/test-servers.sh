@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests run against into .cache/servers/ (git-ignored): nsqd tools
 # from Go modules, InfluxDB 1.6 from Debian, InfluxDB 1.8 from Go modules when it builds,
-# toxiproxy (a TCP proxy that makes a loopback link slow, narrow or broken) from Go modules; and
-# installs Debian's Chromium, the browser the /ui page's tests drive.
+# toxiproxy (a TCP proxy that makes a loopback link slow, narrow or broken) and VictoriaMetrics
+# single-node (the second storage kind) from Go modules; and installs Debian's Chromium, the
+# browser the /ui page's tests drive.
 # Idempotent: anything already cached is reported and left alone.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ NSQ_VERSION=v1.3.0
 INFLUX18_VERSION=v1.8.10
 INFLUX18_TIMEOUT="${INFLUX18_TIMEOUT:-900}"
 TOXIPROXY_VERSION=v2.5.0
+VICTORIAMETRICS_VERSION=v1.151.0
 mkdir -p "$BIN"
 
 build_nsq() {
@@ -112,8 +114,28 @@ build_toxiproxy() {
   echo "toxiproxy-server: built $bin ($((SECONDS - start))s)"
 }
 
+build_victoriametrics() {
+  local stamp="$OUT/victoria-metrics.version" bin="$BIN/victoria-metrics"
+  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$VICTORIAMETRICS_VERSION" ]]; then
+    echo "victoria-metrics: cached $bin"
+    return
+  fi
+  local start=$SECONDS gobin
+  gobin="$(mktemp -d)"
+  # Pure Go (CGO_ENABLED=0), as upstream's "-pure" builds; without -X buildinfo.Version the
+  # binary reports no version.
+  GOBIN="$gobin" CGO_ENABLED=0 go install \
+    -ldflags="-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-$VICTORIAMETRICS_VERSION" \
+    "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$VICTORIAMETRICS_VERSION"
+  mv "$gobin/victoria-metrics" "$bin"
+  rm -rf "$gobin"
+  echo "$VICTORIAMETRICS_VERSION" >"$stamp"
+  echo "victoria-metrics: built $bin ($((SECONDS - start))s)"
+}
+
 build_nsq
 install_influx16
 build_influx18
 install_chromium
 build_toxiproxy
+build_victoriametrics
