@@ -98,39 +98,35 @@ install_chromium() {
   echo "chromium: installed /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null))"
 }
 
-build_toxiproxy() {
-  local stamp="$OUT/toxiproxy.version" bin="$BIN/toxiproxy-server"
-  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$TOXIPROXY_VERSION" ]]; then
-    echo "toxiproxy-server: cached $bin"
+# go_install_cached NAME STAMP PACKAGE VERSION BUILT [go install flags…]: builds PACKAGE@VERSION
+# (pure Go) into $BIN/NAME from the binary go install names BUILT; skipped while $OUT/STAMP holds
+# VERSION and the binary is there.
+go_install_cached() {
+  local name="$1" stamp="$OUT/$2" pkg="$3" version="$4" built="$5" bin="$BIN/$1"
+  shift 5
+  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$version" ]]; then
+    echo "$name: cached $bin"
     return
   fi
   local start=$SECONDS gobin
   gobin="$(mktemp -d)"
-  # The module's server command is cmd/server; go install names the binary "server".
-  GOBIN="$gobin" CGO_ENABLED=0 go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
-  mv "$gobin/server" "$bin"
+  GOBIN="$gobin" CGO_ENABLED=0 go install "$@" "$pkg@$version"
+  mv "$gobin/$built" "$bin"
   rm -rf "$gobin"
-  echo "$TOXIPROXY_VERSION" >"$stamp"
-  echo "toxiproxy-server: built $bin ($((SECONDS - start))s)"
+  echo "$version" >"$stamp"
+  echo "$name: built $bin ($((SECONDS - start))s)"
+}
+
+build_toxiproxy() {
+  # The module's server command is cmd/server; go install names the binary "server".
+  go_install_cached toxiproxy-server toxiproxy.version github.com/Shopify/toxiproxy/v2/cmd/server "$TOXIPROXY_VERSION" server
 }
 
 build_victoriametrics() {
-  local stamp="$OUT/victoria-metrics.version" bin="$BIN/victoria-metrics"
-  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$VICTORIAMETRICS_VERSION" ]]; then
-    echo "victoria-metrics: cached $bin"
-    return
-  fi
-  local start=$SECONDS gobin
-  gobin="$(mktemp -d)"
-  # Pure Go (CGO_ENABLED=0), as upstream's "-pure" builds; without -X buildinfo.Version the
-  # binary reports no version.
-  GOBIN="$gobin" CGO_ENABLED=0 go install \
-    -ldflags="-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-$VICTORIAMETRICS_VERSION" \
-    "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$VICTORIAMETRICS_VERSION"
-  mv "$gobin/victoria-metrics" "$bin"
-  rm -rf "$gobin"
-  echo "$VICTORIAMETRICS_VERSION" >"$stamp"
-  echo "victoria-metrics: built $bin ($((SECONDS - start))s)"
+  # Pure Go, as upstream's "-pure" builds; without -X buildinfo.Version it reports no version.
+  go_install_cached victoria-metrics victoria-metrics.version \
+    github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics "$VICTORIAMETRICS_VERSION" victoria-metrics \
+    -ldflags="-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-$VICTORIAMETRICS_VERSION"
 }
 
 build_nsq

@@ -5,7 +5,7 @@
 // at-least-once needs every answer here, classified, so that the caller owns batching, retry
 // and the NSQ acknowledgement.
 import type { InfluxdbBackendConfig } from '../config/schema.ts';
-import { BackendHttp, HttpError, basicAuth, errorText, retryableAnswer } from './backend-http.ts';
+import { BackendHttp, HttpError, basicAuth } from './backend-http.ts';
 import type { BackendWriter, BackendWriterOptions, WriteAnswer } from './backend-writer.ts';
 import { readWriteError, type WriteErrorReport } from './write-errors.ts';
 
@@ -27,7 +27,6 @@ export class BackendClient implements BackendWriter {
   readonly name: string;
   private readonly backend: InfluxdbBackendConfig;
   private readonly http: BackendHttp;
-  private readonly now: () => number;
 
   constructor(opts: BackendClientOptions) {
     const { backend } = opts;
@@ -36,8 +35,7 @@ export class BackendClient implements BackendWriter {
     }
     this.name = backend.name;
     this.backend = backend;
-    this.now = opts.now ?? Date.now;
-    this.http = new BackendHttp(backend, opts.maxSockets, authHeaders(backend));
+    this.http = new BackendHttp({ ...opts, auth: authHeaders(backend) });
   }
 
   /** The write path of a namespace: database (v1) or bucket (v2) = databaseFor(namespace), rp appended. */
@@ -53,23 +51,13 @@ export class BackendClient implements BackendWriter {
     return `/write?${q}`;
   }
 
-  async write(namespace: string, body: string): Promise<WriteAnswer> {
-    try {
-      await this.http.writeBody(this.writePath(namespace), body);
-      return { kind: 'ok' };
-    } catch (err) {
-      return this.classify(err);
-    }
+  write(namespace: string, body: string): Promise<WriteAnswer> {
+    return this.http.write(this.writePath(namespace), body, readMissingDatabase);
   }
 
   /** GET /ping: true on 2xx (InfluxDB answers 204). */
-  async ping(): Promise<boolean> {
-    try {
-      await this.http.request('/ping', '', 'GET', {});
-      return true;
-    } catch {
-      return false;
-    }
+  ping(): Promise<boolean> {
+    return this.http.answers('/ping');
   }
 
   /** CREATE DATABASE through /query; resolves with an error message, or undefined on success. */
@@ -94,20 +82,14 @@ export class BackendClient implements BackendWriter {
   close(): void {
     this.http.close();
   }
+}
 
-  private classify(err: unknown): WriteAnswer {
-    if (this.http.closed) return { kind: 'aborted' };
-    if (err instanceof HttpError) {
-      const message = errorText(err);
-      const status = err.statusCode;
-      if (status === 400 || status === 413 || status === 422) return { kind: 'invalid', status, message };
-      if (status === 404 && /database not found|bucket .*not found/i.test(message)) return { kind: 'no-database', missing: 'database', message };
-      // A per-database problem, not the backend's: it must not mark the backend down.
-      if (/retention policy not found/i.test(message)) return { kind: 'no-database', missing: 'retention policy', message };
-      return retryableAnswer(err, message, this.now());
-    }
-    return this.http.failure(err);
-  }
+/** 404 "database not found" (v2: "bucket … not found"), 500 "retention policy not found". */
+function readMissingDatabase(status: number, message: string): WriteAnswer | undefined {
+  if (status === 404 && /database not found|bucket .*not found/i.test(message)) return { kind: 'no-database', missing: 'database', message };
+  // A per-database problem, not the backend's: it must not mark the backend down.
+  if (/retention policy not found/i.test(message)) return { kind: 'no-database', missing: 'retention policy', message };
+  return undefined;
 }
 
 /**

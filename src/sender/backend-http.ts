@@ -17,6 +17,21 @@ import { retryAfterMs } from './write-errors.ts';
 /** The backend keys every kind has. */
 export type BackendHttpConfig = Pick<BackendConfig, 'name' | 'url' | 'timeoutMs' | 'tls' | 'gzip'>;
 
+export interface BackendHttpOptions {
+  backend: BackendHttpConfig;
+  /** Concurrent connections kept open to the backend. */
+  maxSockets: number;
+  /** Headers sent with every request (the kind's credentials). */
+  auth: Record<string, string>;
+  now?: () => number;
+}
+
+/**
+ * A kind's reading of an error answer other than a refusal (400/413/422), for the answers it
+ * knows more about; undefined = retryable (after its Retry-After, if any).
+ */
+export type ReadErrorAnswer = (status: number, message: string) => WriteAnswer | undefined;
+
 const LP_HEADERS = { 'content-type': 'text/plain; charset=utf-8', accept: 'application/json' };
 /** Bodies below this go plain: gzip's header and CPU buy nothing on a few lines. */
 const GZIP_MIN_BYTES = 1024;
@@ -27,15 +42,18 @@ export class BackendHttp {
   private readonly agent: http.Agent;
   private readonly closing = new AbortController();
   private readonly auth: Record<string, string>;
+  private readonly now: () => number;
 
-  /** `auth`: headers sent with every request. Throws on a url that is not http(s)://. */
-  constructor(backend: BackendHttpConfig, maxSockets: number, auth: Record<string, string>) {
+  /** Throws on a url that is not http(s)://. */
+  constructor(opts: BackendHttpOptions) {
+    const { backend, maxSockets } = opts;
     const url = new URL(backend.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
       throw new Error(`backend "${backend.name}": url must be http:// or https://, got "${backend.url}"`);
     }
     this.backend = backend;
-    this.auth = auth;
+    this.auth = opts.auth;
+    this.now = opts.now ?? Date.now;
     const tls = url.protocol === 'https:' && backend.tls ? loadTlsMaterial(backend.tls, `backend "${backend.name}" tls`) : {};
     const Agent = url.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets, ...tls });
@@ -48,9 +66,34 @@ export class BackendHttp {
     return this.closing.signal.aborted;
   }
 
-  /** POSTs a body of line protocol, gzipped past 1 KiB unless the backend says gzip: false. */
-  writeBody(path: string, body: string): Promise<unknown> {
-    return this.request(path, body, 'POST', LP_HEADERS, this.backend.gzip !== false ? GZIP_MIN_BYTES : undefined);
+  /**
+   * POSTs a body of line protocol (gzipped past 1 KiB unless the backend says gzip: false) and
+   * classifies the answer: 2xx ok, 400/413/422 invalid, what `readError` knows, else retryable.
+   */
+  async write(path: string, body: string, readError?: ReadErrorAnswer): Promise<WriteAnswer> {
+    try {
+      await this.request(path, body, 'POST', LP_HEADERS, this.backend.gzip !== false ? GZIP_MIN_BYTES : undefined);
+      return { kind: 'ok' };
+    } catch (err) {
+      if (!(err instanceof HttpError) || this.closed) return this.failure(err);
+      const message = errorText(err);
+      const status = err.statusCode;
+      if (status === 400 || status === 413 || status === 422) return { kind: 'invalid', status, message };
+      const wait = retryAfterMs(err.headers?.['retry-after'], this.now());
+      return (
+        readError?.(status, message) ?? { kind: 'retryable', status, message: `HTTP ${status}: ${message}`, ...(wait === undefined ? {} : { retryAfterMs: wait }) }
+      );
+    }
+  }
+
+  /** GET `path`: true on 2xx, false on any other answer or none (a health probe). */
+  async answers(path: string): Promise<boolean> {
+    try {
+      await this.request(path, '', 'GET', {});
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Resolves with the parsed answer (JSON, text or nothing); rejects with HttpError on non-2xx. */
@@ -65,7 +108,7 @@ export class BackendHttp {
   }
 
   /** A failure that is no HTTP answer: cut short by close(), or retryable with a sentence. */
-  failure(err: unknown): WriteAnswer {
+  private failure(err: unknown): WriteAnswer {
     if (this.closed) return { kind: 'aborted' };
     const e = err as Error & { code?: string };
     const tlsProblem = describeTlsError(e, `backend "${this.backend.name}"`, this.backend.tls ?? {});
@@ -84,7 +127,7 @@ export class BackendHttp {
 }
 
 /** The reason in an error answer: {"error": …} (InfluxDB 1.x), {"message": …} (2.x), or the text. */
-export function errorText(err: HttpError): string {
+function errorText(err: HttpError): string {
   const json = err.json as { error?: unknown; message?: unknown } | undefined;
   if (json && typeof json.error === 'string') return json.error;
   if (json && typeof json.message === 'string') return json.message;
@@ -99,13 +142,6 @@ export function errorText(err: HttpError): string {
     return err.body.trim();
   }
   return err.message;
-}
-
-/** An HTTP answer to try again, after its Retry-After when it has one. */
-export function retryableAnswer(err: HttpError, message: string, now: number): WriteAnswer {
-  const status = err.statusCode;
-  const wait = retryAfterMs(err.headers?.['retry-after'], now);
-  return { kind: 'retryable', status, message: `HTTP ${status}: ${message}`, ...(wait === undefined ? {} : { retryAfterMs: wait }) };
 }
 
 export function basicAuth(userPass: string): Record<string, string> {

@@ -26,7 +26,7 @@
 //                   tokens. 401 is answered when they are wrong.
 //   a point twice:  stored twice unless -dedup.minScrapeInterval is set.
 import type { VictoriaMetricsBackendConfig } from '../config/schema.ts';
-import { BackendHttp, HttpError, basicAuth, errorText, retryableAnswer } from './backend-http.ts';
+import { BackendHttp, basicAuth } from './backend-http.ts';
 import type { BackendWriter, BackendWriterOptions, WriteAnswer } from './backend-writer.ts';
 
 export interface VictoriaMetricsClientOptions extends BackendWriterOptions {
@@ -36,13 +36,11 @@ export interface VictoriaMetricsClientOptions extends BackendWriterOptions {
 export class VictoriaMetricsClient implements BackendWriter {
   readonly name: string;
   private readonly http: BackendHttp;
-  private readonly now: () => number;
 
   constructor(opts: VictoriaMetricsClientOptions) {
     const { backend } = opts;
     this.name = backend.name;
-    this.now = opts.now ?? Date.now;
-    this.http = new BackendHttp(backend, opts.maxSockets, authHeaders(backend));
+    this.http = new BackendHttp({ ...opts, auth: authHeaders(backend) });
   }
 
   /** The namespace goes whole into the `db` label: label values take any text. */
@@ -50,43 +48,22 @@ export class VictoriaMetricsClient implements BackendWriter {
     return `/write?${new URLSearchParams({ db: namespace, precision: 's' })}`;
   }
 
-  async write(namespace: string, body: string): Promise<WriteAnswer> {
-    try {
-      await this.http.writeBody(this.writePath(namespace), body);
-      return { kind: 'ok' };
-    } catch (err) {
-      return this.classify(err);
-    }
-  }
-
-  /** GET /health: "OK" with 200 while the server takes writes (503 while it shuts down). */
-  async ping(): Promise<boolean> {
-    try {
-      await this.http.request('/health', '', 'GET', { accept: 'text/plain' });
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  close(): void {
-    this.http.close();
-  }
-
   /**
    * 400/413/422: the body is refused (the queue dead-letters the lines it narrows it down to).
    * Any other answer, 401/403/404 included, is retryable: a wrong password or path must keep
    * the data in NSQ until it is fixed, not dead-letter every point.
    */
-  private classify(err: unknown): WriteAnswer {
-    if (this.http.closed) return { kind: 'aborted' };
-    if (err instanceof HttpError) {
-      const message = errorText(err);
-      const status = err.statusCode;
-      if (status === 400 || status === 413 || status === 422) return { kind: 'invalid', status, message };
-      return retryableAnswer(err, message, this.now());
-    }
-    return this.http.failure(err);
+  write(namespace: string, body: string): Promise<WriteAnswer> {
+    return this.http.write(this.writePath(namespace), body);
+  }
+
+  /** GET /health: "OK" with 200 while the server takes writes (503 while it shuts down). */
+  ping(): Promise<boolean> {
+    return this.http.answers('/health');
+  }
+
+  close(): void {
+    this.http.close();
   }
 }
 
