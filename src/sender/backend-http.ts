@@ -1,9 +1,10 @@
 // The HTTP side every storage kind's client shares: keep-alive connections (TLS from the
 // backend's `tls` keys), one request with the backend's timeout that close() aborts, gzip of
-// write bodies, HTTP Basic credentials, and the reading of failures that are no HTTP answer
-// (aborted, TLS, timeout, network). Built on @influxdata/influxdb-client's transport alone: it
-// gzips, keeps a base url's path prefix, and hands back non-2xx answers as HttpError with their
-// headers and body. A kind's client adds its paths and its reading of HTTP statuses.
+// write bodies, the reading of a write's answer that holds for every kind (2xx accepted,
+// 400/413/422 refused, no answer or any other status retryable, Retry-After honoured), and a
+// health probe. Built on @influxdata/influxdb-client's transport alone: it gzips, keeps a base
+// url's path prefix, and hands back non-2xx answers as HttpError with headers and body. A kind's
+// client adds its paths, its credentials and the answers it knows more about.
 import http from 'node:http';
 import https from 'node:https';
 import { HttpError, InfluxDB } from '@influxdata/influxdb-client';
