@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real servers the tests run against into .cache/servers/ (git-ignored): nsqd tools
 # from Go modules, InfluxDB 1.6 from Debian, InfluxDB 1.8 from Go modules when it builds,
-# toxiproxy (a TCP proxy that makes a loopback link slow, narrow or broken) from Go modules; and
-# installs Debian's Chromium, the browser the /ui page's tests drive.
+# toxiproxy (a TCP proxy that makes a loopback link slow, narrow or broken) and VictoriaMetrics
+# single-node (the second storage kind) from Go modules; and installs Debian's Chromium, the
+# browser the /ui page's tests drive.
 # Idempotent: anything already cached is reported and left alone.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ NSQ_VERSION=v1.3.0
 INFLUX18_VERSION=v1.8.10
 INFLUX18_TIMEOUT="${INFLUX18_TIMEOUT:-900}"
 TOXIPROXY_VERSION=v2.5.0
+VICTORIAMETRICS_VERSION=v1.151.0
 mkdir -p "$BIN"
 
 build_nsq() {
@@ -96,20 +98,35 @@ install_chromium() {
   echo "chromium: installed /usr/bin/chromium ($(/usr/bin/chromium --version 2>/dev/null))"
 }
 
-build_toxiproxy() {
-  local stamp="$OUT/toxiproxy.version" bin="$BIN/toxiproxy-server"
-  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$TOXIPROXY_VERSION" ]]; then
-    echo "toxiproxy-server: cached $bin"
+# go_install_cached NAME STAMP PACKAGE VERSION BUILT [go install flags…]: builds PACKAGE@VERSION
+# (pure Go) into $BIN/NAME from the binary go install names BUILT; skipped while $OUT/STAMP holds
+# VERSION and the binary is there.
+go_install_cached() {
+  local name="$1" stamp="$OUT/$2" pkg="$3" version="$4" built="$5" bin="$BIN/$1"
+  shift 5
+  if [[ -x "$bin" && "$(cat "$stamp" 2>/dev/null)" == "$version" ]]; then
+    echo "$name: cached $bin"
     return
   fi
   local start=$SECONDS gobin
   gobin="$(mktemp -d)"
-  # The module's server command is cmd/server; go install names the binary "server".
-  GOBIN="$gobin" CGO_ENABLED=0 go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
-  mv "$gobin/server" "$bin"
+  GOBIN="$gobin" CGO_ENABLED=0 go install "$@" "$pkg@$version"
+  mv "$gobin/$built" "$bin"
   rm -rf "$gobin"
-  echo "$TOXIPROXY_VERSION" >"$stamp"
-  echo "toxiproxy-server: built $bin ($((SECONDS - start))s)"
+  echo "$version" >"$stamp"
+  echo "$name: built $bin ($((SECONDS - start))s)"
+}
+
+build_toxiproxy() {
+  # The module's server command is cmd/server; go install names the binary "server".
+  go_install_cached toxiproxy-server toxiproxy.version github.com/Shopify/toxiproxy/v2/cmd/server "$TOXIPROXY_VERSION" server
+}
+
+build_victoriametrics() {
+  # Pure Go, as upstream's "-pure" builds; without -X buildinfo.Version it reports no version.
+  go_install_cached victoria-metrics victoria-metrics.version \
+    github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics "$VICTORIAMETRICS_VERSION" victoria-metrics \
+    -ldflags="-X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-metrics-$VICTORIAMETRICS_VERSION"
 }
 
 build_nsq
@@ -117,3 +134,4 @@ install_influx16
 build_influx18
 install_chromium
 build_toxiproxy
+build_victoriametrics

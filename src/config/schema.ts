@@ -291,34 +291,64 @@ export const fileSinkSchema = z
   })
   .strict();
 
-export const backendSchema = z
+/** What a backend entry of every storage kind has: where it is, how long to wait, how to log in. */
+const backendCommonFields = {
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-", at most 64'),
+  /** The server's base URL: http:// or https://. */
+  url: httpUrl,
+  token: secret,
+  timeoutMs: z.number().int().min(100).default(10_000),
+  /** HTTP Basic credentials; use "${ENV_VAR}". Instead of a token. */
+  username: secret,
+  password: secret,
+  /**
+   * gzip write bodies over 1 KiB (Content-Encoding: gzip), as Telegraf does by default.
+   * Absent = true; optional so that a BackendConfig built in code needs no new key.
+   */
+  gzip: z.boolean().optional(),
+  /** TLS settings for an https:// url. */
+  tls: tlsSchema.optional(),
+};
+
+/** kind "influxdb" (the default): InfluxDB 1.x/2.x/3.x and servers that speak its write API. */
+export const influxdbBackendSchema = z
   .object({
-    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, "_", "." and "-", at most 64'),
+    /** Absent = "influxdb"; optional so that a BackendConfig built in code needs no new key. */
+    kind: z.literal('influxdb').optional(),
+    ...backendCommonFields,
     /** The server's base URL (no "/api/v2"): http:// or https://. */
     url: httpUrl.refine((u) => !URL.canParse(u) || !/\/api\/v2\/?$/.test(new URL(u).pathname), {
       message: 'give the server\'s base url, without "/api/v2" (api: "v2" picks that path)',
     }),
     /** v2 = /api/v2/write (InfluxDB 1.8+, 2.x, 3.x); v1 = /write?db= (InfluxDB 1.x and compatibles). */
     api: z.enum(['v1', 'v2']).default('v1'),
-    token: secret,
     org: z.string().default(''),
     /** Retention policy; v2 bucket = namespace/rp on InfluxDB 1.8. */
     rp: z.string().optional(),
-    timeoutMs: z.number().int().min(100).default(10_000),
     /** On 404 "database not found": CREATE DATABASE "<namespace>" via /query, then write again. */
     createDatabase: z.boolean().default(true),
-    /** HTTP Basic credentials (every InfluxDB 1.x); use "${ENV_VAR}". Instead of a token. */
-    username: secret,
-    password: secret,
-    /**
-     * gzip write bodies over 1 KiB (Content-Encoding: gzip), as Telegraf does by default.
-     * Absent = true; optional so that a BackendConfig built in code needs no new key.
-     */
-    gzip: z.boolean().optional(),
-    /** TLS settings for an https:// url. */
-    tls: tlsSchema.optional(),
   })
-  .strict()
+  .strict();
+
+/**
+ * kind "victoriametrics": VictoriaMetrics single-node (or vminsert/vmagent: the url then holds
+ * the path prefix, e.g. http://vminsert:8480/insert/0/influx). The namespace is the `db` label.
+ */
+export const victoriaMetricsBackendSchema = z
+  .object({
+    kind: z.literal('victoriametrics'),
+    ...backendCommonFields,
+  })
+  .strict();
+
+/** One entry of sender.backends: a storage kind's own keys, picked by `kind`. */
+export const backendSchema = z
+  .discriminatedUnion('kind', [influxdbBackendSchema, victoriaMetricsBackendSchema], {
+    errorMap: (issue, ctx) =>
+      issue.code === 'invalid_union_discriminator'
+        ? { message: `found ${JSON.stringify((ctx.data as { kind?: unknown }).kind)}, expected "influxdb" (the default) or "victoriametrics"` }
+        : { message: ctx.defaultError },
+  })
   .superRefine((b, ctx) => {
     if (b.tls && !b.url.startsWith('https:')) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tls'], message: 'tls needs an https:// url' });
@@ -535,6 +565,9 @@ export type NsqConfig = NonNullable<AgentConfig['nsq']>;
 export type SpoolConfig = NsqConfig['spool'];
 export type SenderConfig = AgentConfig['sender'];
 export type BackendConfig = SenderConfig['backends'][number];
+export type BackendKind = NonNullable<BackendConfig['kind']>;
+export type InfluxdbBackendConfig = z.output<typeof influxdbBackendSchema>;
+export type VictoriaMetricsBackendConfig = z.output<typeof victoriaMetricsBackendSchema>;
 export type FileSinkConfig = SenderConfig['fileSink'];
 export type RelayConfig = AgentConfig['relay'];
 export type HttpConfig = AgentConfig['http'];

@@ -6,7 +6,7 @@
 // were dead-lettered.
 import type { Logger } from 'pino';
 import type { Clock } from '../clock.ts';
-import type { WriteAnswer } from './backend-client.ts';
+import type { BackendWriter } from './backend-writer.ts';
 import type { DeadLetterRecord } from './dead-letter.ts';
 import type { LineBlock } from './line-block.ts';
 import type { BackendCounters } from './sender-metrics.ts';
@@ -20,16 +20,7 @@ import type { Slice, WritePart } from './write-part.ts';
 
 export { WritePart } from './write-part.ts';
 export type { BackendState } from './breaker.ts';
-
-/** What the queue needs of a backend client (BackendClient; a fake in tests). */
-export interface BackendWriter {
-  readonly name: string;
-  /** `body`: the request body in pieces (views of the messages' buffers), to send in order. */
-  write(namespace: string, body: readonly Buffer[]): Promise<WriteAnswer>;
-  ping(): Promise<boolean>;
-  createDatabase(namespace: string): Promise<string | undefined>;
-  close(): void;
-}
+export type { BackendWriter } from './backend-writer.ts';
 
 export interface BackendQueueOptions {
   client: BackendWriter;
@@ -109,7 +100,7 @@ export class BackendQueue {
       deliver: (work) => this.writer.deliver(work),
       fail: settle.fail,
     });
-    this.refused = new RefusedLines({ name: this.name, deadLetter: opts.deadLetter, lanes: this.lanes, settle, counters, clock, logger });
+    this.refused = new RefusedLines({ name: this.name, client, deadLetter: opts.deadLetter, lanes: this.lanes, settle, counters, clock, logger });
     this.writer = new RetryingWriter({
       client,
       retryMinMs: opts.retryMinMs,

@@ -1,4 +1,4 @@
-// The gateway sender: routes each namespace's lines to the InfluxDB backends (`shard`: each
+// The gateway sender: routes each namespace's lines to the backends (`shard`: each
 // series to one backend on a consistent-hash ring; `replicate`: every line to every backend)
 // and resolves a write only when every line was accepted by every backend it belongs to, or
 // dead-lettered as invalid. Bounded by maxQueuedPoints: a write that does not fit waits for
@@ -10,13 +10,14 @@ import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../clock.ts';
 import type { BackendConfig, SenderConfig } from '../config/schema.ts';
-import { BackendClient } from './backend-client.ts';
-import { BackendQueue, WritePart, type BackendWriter } from './backend-queue.ts';
+import { BackendQueue, WritePart } from './backend-queue.ts';
+import type { BackendWriter } from './backend-writer.ts';
 import { DeadLetterLog } from './dead-letter.ts';
 import { HashRing, hash32 } from './hash-ring.ts';
 import { LineBlock } from './line-block.ts';
 import { seriesKey } from './line-protocol.ts';
 import { BackendCounters, SenderPromMetrics } from './sender-metrics.ts';
+import { createBackendWriter, kindOf } from './storage-kinds.ts';
 import { RetryableWriteError, type GatewaySender, type WriteOutcome } from './types.ts';
 
 export const REJECTED_POINTS_FILE = 'rejected-points.jsonl';
@@ -35,7 +36,7 @@ export interface GatewaySenderOptions {
   clock?: Clock;
   /** Where the nsagent_sender_* metrics are registered; none = not exported. */
   metrics?: Registry;
-  /** Builds a backend's HTTP client; tests inject faults here. */
+  /** Builds a backend's client (default: its storage kind's); tests inject faults here. */
   clientFactory?: (backend: BackendConfig, maxSockets: number) => BackendWriter;
 }
 
@@ -78,7 +79,7 @@ export class InfluxGatewaySender implements GatewaySender {
       clock: this.clock,
       logger: this.log,
     });
-    const makeClient = opts.clientFactory ?? ((backend, maxSockets) => new BackendClient({ backend, maxSockets }));
+    const makeClient = opts.clientFactory ?? ((backend, maxSockets) => createBackendWriter(backend, { maxSockets }));
     this.queues = config.backends.map(
       (backend) =>
         new BackendQueue({
@@ -90,7 +91,7 @@ export class InfluxGatewaySender implements GatewaySender {
           retryMaxMs: config.retryMaxMs,
           downAfterFailures: config.downAfterFailures,
           probeIntervalMs: config.probeIntervalMs,
-          createDatabase: backend.createDatabase,
+          createDatabase: 'createDatabase' in backend && backend.createDatabase,
           deadLetter: this.deadLetter,
           counters: new BackendCounters(this.clock, this.prom?.forBackend(backend.name)),
           clock: this.clock,
@@ -112,7 +113,7 @@ export class InfluxGatewaySender implements GatewaySender {
     if (this.state === 'new') {
       this.state = 'running';
       this.log.info(
-        { mode: this.config.mode, backends: this.config.backends.map((b) => ({ name: b.name, url: b.url, api: b.api })) },
+        { mode: this.config.mode, backends: this.config.backends.map((b) => ({ name: b.name, kind: kindOf(b), url: b.url, ...('api' in b ? { api: b.api } : {}) })) },
         'gateway sender started',
       );
     }

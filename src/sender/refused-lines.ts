@@ -11,7 +11,8 @@ import { RetryableWriteError } from './types.ts';
 import { lineShape } from './line-protocol.ts';
 import { RefusalLog } from './refusal-log.ts';
 import { emptySlice, partition, type Slice } from './write-part.ts';
-import { matchRejectedLines, readWriteError, refusalKind, type RefusalKind, type WriteErrorReport } from './write-errors.ts';
+import { nothingNamed, type BackendWriter } from './backend-writer.ts';
+import { matchRejectedLines, refusalKind, type RefusalKind, type WriteErrorReport } from './write-errors.ts';
 
 const REFUSAL_WARN_EVERY_MS = 60_000;
 /** Dead-lettered lines remembered (by hash) so a redelivered write does not count them again. */
@@ -20,6 +21,8 @@ const RECENTLY_DROPPED_MAX = 100_000;
 export interface RefusedLinesOptions {
   /** The backend's name, for logs, errors and dead-letter records. */
   name: string;
+  /** Its readRefusal, when its kind can say which lines an answer refused. */
+  client: Pick<BackendWriter, 'readRefusal'>;
   deadLetter: { append(records: readonly DeadLetterRecord[]): Promise<void> };
   /** Where follow-up requests go. */
   lanes: Lanes;
@@ -59,7 +62,7 @@ export class RefusedLines {
    */
   async narrow(lane: Lane, slice: Slice, answer: { status: number; message: string }): Promise<void> {
     const lines = slice.lines.strings();
-    const report = readWriteError(answer.message);
+    const report = this.opts.client.readRefusal?.(answer.message) ?? nothingNamed();
     const kind = refusalKind(report);
     const why = `HTTP ${answer.status}: ${answer.message}`;
     const named = matchRejectedLines(lines, report);

@@ -77,7 +77,7 @@ export class RetryingWriter {
           return this.opts.narrow(lane, slice, answer);
         case 'no-database':
           this.opts.counters.request('no_database');
-          if (answer.missing === 'database' && this.opts.createDatabase && !triedCreate) {
+          if (answer.missing === 'database' && this.opts.createDatabase && this.opts.client.createDatabase && !triedCreate) {
             triedCreate = true;
             if (await this.createDatabase(namespace)) continue;
           }
@@ -121,7 +121,8 @@ export class RetryingWriter {
   }
 
   private async createDatabase(namespace: string): Promise<boolean> {
-    const error = await this.opts.client.createDatabase(namespace);
+    const { client } = this.opts;
+    const error = client.createDatabase ? await client.createDatabase(namespace) : 'this storage kind has no databases to create';
     if (error === undefined) {
       this.stats.databasesCreated++;
       this.log.info({ backend: this.name, namespace }, 'database created');

@@ -1,4 +1,4 @@
-// Real nsqd, nsqlookupd and influxd processes for tests and benches: started on free loopback
+// Real nsqd, nsqlookupd, influxd and victoria-metrics processes for tests and benches: started on free loopback
 // ports with throwaway data dirs, awaited until they answer, stopped/killed/restarted on demand.
 // Binaries come from scripts/test-servers.sh (.cache/servers/).
 
@@ -22,7 +22,7 @@ const POLL_MS = 20;
 const LOG_LINES = 50;
 
 export type InfluxVersion = '1.6' | '1.8';
-export type ServerBinary = 'nsqd' | 'nsqlookupd' | 'nsq_tail' | 'influxd-1.6' | 'influxd-1.8' | 'toxiproxy-server';
+export type ServerBinary = 'nsqd' | 'nsqlookupd' | 'nsq_tail' | 'influxd-1.6' | 'influxd-1.8' | 'toxiproxy-server' | 'victoria-metrics';
 
 export function serversDir(): string {
   return fileURLToPath(new URL('../../.cache/servers/', import.meta.url));
@@ -713,4 +713,95 @@ export async function startInfluxd(opts: InfluxdOptions = {}): Promise<InfluxdHa
   const version = opts.version ?? '1.6';
   binaryPath(`influxd-${version}`);
   return new Influxd(version, tempDir(`influxd-${version}-`), opts).start();
+}
+
+// ---------------------------------------------------------------------------------------------
+// victoria-metrics (single node)
+
+/** One series as /api/v1/export writes it (one JSON object a line). */
+export interface VmSeries {
+  metric: Record<string, string>;
+  values: number[];
+  /** Milliseconds. */
+  timestamps: number[];
+}
+
+export interface VictoriaMetricsHandle extends ServerHandle {
+  /** http://127.0.0.1:port */
+  readonly url: string;
+  readonly port: number;
+  /** The -storageDataPath. */
+  readonly dir: string;
+  /**
+   * Every sample of the series matching a selector (`{db="ns"}`), all time, after making what
+   * was just written searchable (/internal/force_flush).
+   */
+  exportSeries(selector: string): Promise<VmSeries[]>;
+}
+
+export interface VictoriaMetricsOptions {
+  /** -httpAuth.username / -httpAuth.password: HTTP Basic on every path. */
+  basicAuth?: { username: string; password: string };
+  extraArgs?: string[];
+}
+
+class VictoriaMetrics extends Server implements VictoriaMetricsHandle {
+  port = 0;
+  private pendingPort = 0;
+
+  constructor(
+    readonly dir: string,
+    private readonly opts: VictoriaMetricsOptions,
+  ) {
+    super();
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  protected async spawn(): Promise<Proc> {
+    const port = this.port || (await freePort());
+    const { basicAuth, extraArgs = [] } = this.opts;
+    this.pendingPort = port;
+    return new Proc('victoria-metrics', binaryPath('victoria-metrics'), [
+      `-httpListenAddr=127.0.0.1:${port}`,
+      `-storageDataPath=${this.dir}`,
+      // Tests write points stamped years back; the default (1 month) would drop them.
+      '-retentionPeriod=100y',
+      '-loggerLevel=WARN',
+      '-http.shutdownDelay=0s',
+      ...(basicAuth ? [`-httpAuth.username=${basicAuth.username}`, `-httpAuth.password=${basicAuth.password}`] : []),
+      ...extraArgs,
+    ]);
+  }
+
+  protected async ready(proc: Proc, deadline: number): Promise<void> {
+    // /health answers without credentials even under -httpAuth.*.
+    await proc.waitForHttp(`http://127.0.0.1:${this.pendingPort}/health`, 200, deadline);
+    this.port = this.pendingPort;
+  }
+
+  private headers(): Record<string, string> {
+    const auth = this.opts.basicAuth;
+    return auth ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {};
+  }
+
+  async exportSeries(selector: string): Promise<VmSeries[]> {
+    const flush = await fetch(`${this.url}/internal/force_flush`, { headers: this.headers() });
+    await flush.arrayBuffer();
+    if (!flush.ok) throw new Error(`victoria-metrics /internal/force_flush: HTTP ${flush.status}`);
+    const res = await fetch(`${this.url}/api/v1/export?${new URLSearchParams({ 'match[]': selector, start: '0' })}`, { headers: this.headers() });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`victoria-metrics export ${selector}: HTTP ${res.status} ${text}`);
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as VmSeries);
+  }
+}
+
+export async function startVictoriaMetrics(opts: VictoriaMetricsOptions = {}): Promise<VictoriaMetricsHandle> {
+  binaryPath('victoria-metrics');
+  return new VictoriaMetrics(tempDir('victoria-metrics-'), opts).start();
 }

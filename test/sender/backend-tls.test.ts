@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { backendSchema, type BackendConfig } from '../../src/config/schema.ts';
+import { backendSchema, influxdbBackendSchema, type InfluxdbBackendConfig } from '../../src/config/schema.ts';
 import { BackendClient } from '../../src/sender/backend-client.ts';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.ts';
 import { startInfluxd, stopAll, type InfluxdHandle } from '../helpers/servers.ts';
@@ -22,7 +22,7 @@ before(async () => {
 after(() => stopAll());
 
 function client(over: Record<string, unknown>): BackendClient {
-  const backend: BackendConfig = backendSchema.parse({ name: 'central', url: influx.url, timeoutMs: 5000, ...over });
+  const backend: InfluxdbBackendConfig = influxdbBackendSchema.parse({ name: 'central', url: influx.url, timeoutMs: 5000, ...over });
   return new BackendClient({ backend, maxSockets: 2 });
 }
 
@@ -94,7 +94,7 @@ describe('sender → backend behind a proxy that asks for a client certificate',
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const make = (tls: Record<string, string>): BackendClient =>
-      new BackendClient({ backend: backendSchema.parse({ name: 'front', url, tls, timeoutMs: 5000 }), maxSockets: 1 });
+      new BackendClient({ backend: influxdbBackendSchema.parse({ name: 'front', url, tls, timeoutMs: 5000 }), maxSockets: 1 });
     const withCert = make({ caFile: certs.caFile, certFile: certs.clientCertFile, keyFile: certs.clientKeyFile });
     const without = make({ caFile: certs.caFile });
     const stranger = make({ caFile: certs.caFile, certFile: certs.strangerCertFile, keyFile: certs.strangerKeyFile });
@@ -121,7 +121,7 @@ describe('sender → backend: gzip and credentials on the wire', () => {
     const fake = await new FakeInflux().start();
     try {
       const make = (over: Record<string, unknown>): BackendClient =>
-        new BackendClient({ backend: backendSchema.parse({ name: 'f', url: fake.url, ...over }), maxSockets: 1 });
+        new BackendClient({ backend: influxdbBackendSchema.parse({ name: 'f', url: fake.url, ...over }), maxSockets: 1 });
       const on = make({ username: 'writer', password: 's3cret' });
       const off = make({ gzip: false });
       try {
