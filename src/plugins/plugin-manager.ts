@@ -580,7 +580,9 @@ export class PluginManager implements PluginControl, PluginReconciler {
         problem: rec.problem ?? (rec.repo !== null && !rec.ready && rec.gitBusy ? 'being cloned' : null),
         commit: rec.commit,
         updateError: rec.updateError,
-        skippedTicks: rec.skippedTicks + (rec.entry.cron !== undefined ? (this.clockScheduler.describeJob(PLUGIN_JOB_OWNER, `plugin:${rec.namespace}/${rec.name}`)?.skipped ?? 0) : 0),
+        // A clock time the manager declined (still running) is in rec.skippedTicks already; the
+        // clock scheduler adds only the times it skipped without asking (its own run still going).
+        skippedTicks: rec.skippedTicks + (rec.entry.cron !== undefined ? (this.clockScheduler.describeJob(PLUGIN_JOB_OWNER, `plugin:${rec.namespace}/${rec.name}`)?.overlapped ?? 0) : 0),
         lastRun: last
           ? { startedAt: last.startedAt, durationMs: last.durationMs, exitCode: last.exitCode, timedOut: last.timedOut, success: last.success, error: last.error, stderrTail: last.stderrTail }
           : null,
