@@ -106,10 +106,6 @@ export class PluginEntries {
     return this.records.get(recordKey(rec.namespace, rec.name)) === rec;
   }
 
-  entries(): IterableIterator<[string, PluginRecord]> {
-    return this.records.entries();
-  }
-
   values(): IterableIterator<PluginRecord> {
     return this.records.values();
   }

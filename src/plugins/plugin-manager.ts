@@ -15,7 +15,7 @@ import type { JobScheduler, JobSpec } from '../scheduler/types.ts';
 import { AutoEnable } from './auto-enable.ts';
 import { CloneQueue } from './clone-queue.ts';
 import { PluginRepoCache, type GitFactory } from './git-cache.ts';
-import { PluginEntries, type PluginRecord } from './plugin-entries.ts';
+import { PluginEntries, recordKey, type PluginRecord } from './plugin-entries.ts';
 import { PluginRuns } from './plugin-runs.ts';
 import { PluginStateStore } from './plugin-state.ts';
 import { firstUntraversable, type RunAsIdentity } from './run-as.ts';
@@ -213,8 +213,9 @@ export class PluginManager implements PluginControl, PluginReconciler {
     if (this.stopping) return;
     const jobs: JobSpec[] = [];
     const clockJobs: ClockJobSpec[] = [];
-    for (const [key, rec] of this.entries.entries()) {
+    for (const rec of this.entries.values()) {
       if (!this.state.isEnabled(rec.namespace, rec.id)) continue;
+      const key = recordKey(rec.namespace, rec.name);
       if (rec.entry.cron !== undefined) {
         clockJobs.push({
           key: jobKey(rec),
