@@ -160,7 +160,7 @@ async function processPhase(name: string, port: number, urlPath: string, content
 async function serveApi(sink: MetricSink, metrics: Registry, logDir: string): Promise<{ port: number; stop(): Promise<void> }> {
   const config = { ...httpSchema.parse({}), listen: '127.0.0.1:0', allowAnyNamespace: true };
   const logger = silentLogger();
-  const none = async () => ({ ok: false as const, status: 404 as const, message: 'none' });
+  const none = async () => ({ ok: false as const, kind: 'not-found' as const, message: 'none' });
   const app = createApi({
     config,
     logDir,

@@ -11,6 +11,9 @@ export interface TimerHandle {
   unref?(): unknown;
 }
 
+/** The longest single timer wait: longer waits are cut into these (a timer cannot wait a day reliably). */
+export const MAX_TIMER_MS = 3_600_000;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),

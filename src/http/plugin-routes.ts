@@ -1,10 +1,10 @@
 // Plugin control routes, with the query strings of the agent this replaces (ns, repo = the full
 // git URL or a built-in plugin's name, timeout in seconds, param), on GET and POST alike so
 // existing scripts keep working. What happens is PluginControl's business; this file only
-// validates, calls, and maps outcomes onto the envelope.
+// validates, calls, and maps outcomes onto the envelope and their kinds onto status codes.
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import type { PluginControl } from '../plugins/types.ts';
+import type { PluginControl, PluginRefusal, PluginRefusalKind } from '../plugins/types.ts';
 import { ApiError, sendOk } from './envelope.ts';
 import { Params } from './params.ts';
 
@@ -20,6 +20,20 @@ const MAX_PARAMS = 256;
 // The plugin manager refuses longer on-demand runs too.
 const MAX_TIMEOUT_SEC = 3600;
 
+/** The status code of each refusal the plugin subsystem answers with. */
+const STATUS_OF: Record<PluginRefusalKind, number> = {
+  'bad-request': 400,
+  'not-found': 404,
+  busy: 409,
+  'not-saved': 500,
+  'git-failed': 502,
+  'no-run-slot': 503,
+};
+
+function refusalError(refusal: PluginRefusal): ApiError {
+  return new ApiError(STATUS_OF[refusal.kind], refusal.message);
+}
+
 export function mountPluginRoutes(router: Router, opts: PluginRoutesOptions): void {
   const { plugins, auth, body } = opts;
   const list = (ctx: Context) => {
@@ -33,7 +47,7 @@ export function mountPluginRoutes(router: Router, opts: PluginRoutesOptions): vo
   const simple = (op: 'update' | 'enable' | 'disable') => async (ctx: Context) => {
     const { ns, repo } = target(ctx);
     const outcome = await plugins[op](ns, repo);
-    if (!outcome.ok) throw new ApiError(outcome.status, outcome.message);
+    if (!outcome.ok) throw refusalError(outcome);
     sendOk(ctx, { namespace: ns, repo, message: outcome.message });
   };
   for (const op of ['update', 'enable', 'disable'] as const) {
@@ -47,7 +61,7 @@ export function mountPluginRoutes(router: Router, opts: PluginRoutesOptions): vo
     const timeoutSec = p.integer('timeout', { min: 1, max: MAX_TIMEOUT_SEC, unit: 'seconds' });
     const params = runParams(p.all('param'));
     const outcome = await plugins.run(ns, repo, { timeoutSec, params });
-    if (!outcome.ok) throw new ApiError(outcome.status, outcome.message);
+    if (!outcome.ok) throw refusalError(outcome);
     sendOk(ctx, outcome.result);
   };
   router.get('/plugins/run', auth, body, run);

@@ -53,18 +53,31 @@ export interface PluginInfo {
   lastRun: Pick<PluginRunResult, 'startedAt' | 'durationMs' | 'exitCode' | 'timedOut' | 'success' | 'error' | 'stderrTail'> | null;
 }
 
-export type PluginOpOutcome =
-  | { ok: true; message: string }
-  | { ok: false; status: 400 | 404 | 409 | 500 | 502; message: string };
+/**
+ * Why an operation was not done (the HTTP API answers each kind with its own status code):
+ * - bad-request: the request, or the plugin's registry entry, cannot be acted on as it is;
+ * - not-found: the namespace has no such plugin;
+ * - busy: a run, clone or update of the plugin is in progress;
+ * - not-saved: the enable/disable state could not be written;
+ * - git-failed: a clone or update failed (the old tree stays);
+ * - no-run-slot: no run slot came free in time, or the agent is stopping.
+ */
+export type PluginRefusalKind = 'bad-request' | 'not-found' | 'busy' | 'not-saved' | 'git-failed' | 'no-run-slot';
+
+export interface PluginRefusal<K extends PluginRefusalKind = PluginRefusalKind> {
+  ok: false;
+  kind: K;
+  message: string;
+}
+
+export type PluginOpOutcome = { ok: true; message: string } | PluginRefusal<'bad-request' | 'not-found' | 'busy' | 'not-saved' | 'git-failed'>;
+
+export type PluginRunOutcome = { ok: true; result: PluginRunResult } | PluginRefusal<'bad-request' | 'not-found' | 'busy' | 'no-run-slot'>;
 
 export interface PluginControl {
   list(): PluginInfo[];
   update(namespace: string, repo: string): Promise<PluginOpOutcome>;
-  run(
-    namespace: string,
-    repo: string,
-    opts: { timeoutSec?: number; params?: string[] },
-  ): Promise<{ ok: true; result: PluginRunResult } | { ok: false; status: 404 | 409 | 400 | 503; message: string }>;
+  run(namespace: string, repo: string, opts: { timeoutSec?: number; params?: string[] }): Promise<PluginRunOutcome>;
   enable(namespace: string, repo: string): Promise<PluginOpOutcome>;
   disable(namespace: string, repo: string): Promise<PluginOpOutcome>;
 }

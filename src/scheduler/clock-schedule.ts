@@ -28,7 +28,10 @@ export interface ClockJobDescription {
   nextRunAt: number | null;
   running: boolean;
   runs: number;
+  /** Times not run: declined by the job, or found the job's own previous run still going. */
   skipped: number;
+  /** The part of `skipped` that found the job's own previous run still going (the job was not asked). */
+  overlapped: number;
   refused: number;
   failed: number;
 }
@@ -43,6 +46,7 @@ interface ClockJob {
   running: Promise<void> | null;
   runs: number;
   skipped: number;
+  overlapped: number;
   refused: number;
   failed: number;
   failing: boolean;
@@ -75,7 +79,7 @@ export class ClockScheduler {
         this.log.warn({ owner, job: spec.key, problem }, 'clock-time job refused');
         continue;
       }
-      const entry = { spec, running: null, runs: 0, skipped: 0, refused: 0, failed: 0, failing: false } as Omit<ClockJob, 'job'> as ClockJob;
+      const entry = { spec, running: null, runs: 0, skipped: 0, overlapped: 0, refused: 0, failed: 0, failing: false } as Omit<ClockJob, 'job'> as ClockJob;
       entry.job = new schedule.Job((fireDate: Date) => this.fire(owner, entry, fireDate));
       entry.job.schedule(spec.timezone === undefined ? spec.cron : { rule: spec.cron, tz: spec.timezone });
       next.set(spec.key, entry);
@@ -98,6 +102,7 @@ export class ClockScheduler {
       running: e.running !== null,
       runs: e.runs,
       skipped: e.skipped,
+      overlapped: e.overlapped,
       refused: e.refused,
       failed: e.failed,
     };
@@ -139,6 +144,7 @@ export class ClockScheduler {
     if (this.stopped) return;
     if (e.running) {
       e.skipped++;
+      e.overlapped++;
       this.log.warn({ owner, job: e.spec.key, namespace: e.spec.namespace, cron: e.spec.cron }, 'clock-time run skipped: the previous run is still going');
       return;
     }

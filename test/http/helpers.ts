@@ -106,7 +106,7 @@ export function runResult(namespace: string, name: string): PluginRunResult {
   };
 }
 
-/** Knows one plugin (ns "web", PLUGIN_REPO); `running` makes run answer 409. */
+/** Knows one plugin (ns "web", PLUGIN_REPO); `running` makes run answer busy (409). */
 export class FakePlugins implements PluginControl {
   readonly calls: PluginCall[] = [];
   running = false;
@@ -118,7 +118,7 @@ export class FakePlugins implements PluginControl {
 
   private op(op: PluginCall['op'], namespace: string, repo: string, message: string): PluginOpOutcome {
     this.calls.push({ op, namespace, repo });
-    if (!this.known(namespace, repo)) return { ok: false, status: 404, message: `no plugin ${repo} in namespace ${namespace}` };
+    if (!this.known(namespace, repo)) return { ok: false, kind: 'not-found', message: `no plugin ${repo} in namespace ${namespace}` };
     return { ok: true, message };
   }
 
@@ -169,8 +169,8 @@ export class FakePlugins implements PluginControl {
 
   async run(namespace: string, repo: string, opts: { timeoutSec?: number; params?: string[] }) {
     this.calls.push({ op: 'run', namespace, repo, opts });
-    if (!this.known(namespace, repo)) return { ok: false as const, status: 404 as const, message: `no plugin ${repo} in namespace ${namespace}` };
-    if (this.running) return { ok: false as const, status: 409 as const, message: 'nginx_status is already running; not started twice' };
+    if (!this.known(namespace, repo)) return { ok: false as const, kind: 'not-found' as const, message: `no plugin ${repo} in namespace ${namespace}` };
+    if (this.running) return { ok: false as const, kind: 'busy' as const, message: 'nginx_status is already running; not started twice' };
     return { ok: true as const, result: runResult(namespace, 'nginx_status') };
   }
 }

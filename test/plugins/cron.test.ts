@@ -102,4 +102,46 @@ describe('PluginManager with clock-time schedules', () => {
       await clockScheduler.stop();
     }
   });
+
+  test('a clock time that finds an on-demand run still going is counted once in /plugins/list', async () => {
+    const base = path.join(root.dir, 'once');
+    const config = parseConfig({ dataDir: 'data', plugins: { cacheDir: 'cache', allowLocalRepos: true } }, path.join(base, 'agent.json'));
+    const clockScheduler = new ClockScheduler({ logger: silentLogger() });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Holds every run until released; runs after that return at once.
+    const held: BuiltinPluginFn = async () => {
+      await released;
+      return [{ name: 'h', value: 1 }];
+    };
+    const manager = new PluginManager({
+      config: config.plugins,
+      stateFile: path.join(config.dataDir, 'plugins-state.json'),
+      scheduler: new FakeScheduler(),
+      clockScheduler,
+      sink: new RecordingSink(),
+      builtins: { held },
+      logger: silentLogger(),
+      clock: systemClock,
+    });
+    await manager.start();
+    try {
+      // On demand first (no clock job yet), then the entry gains its clock times while the run goes on.
+      await manager.reconcile({ nightly: [{ builtin: 'held', interval: 0 }] });
+      const onDemand = manager.run('nightly', 'held', { timeoutSec: 60 });
+      await manager.reconcile({ nightly: [{ builtin: 'held', interval: 0, cron: '* * * * * *' }] });
+      await waitFor('two clock times declined while the on-demand run goes on', () => (clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/held')?.skipped ?? 0) >= 2, 15_000);
+      release();
+      const reply = await onDemand;
+      assert.ok(reply.ok && reply.result.success);
+      const skipped = clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/held')!.skipped;
+      assert.equal(manager.list().find((p) => p.name === 'held')!.skippedTicks, skipped, 'each declined time once, not once per counter');
+      assert.equal(manager.status().skippedTicks, skipped);
+    } finally {
+      await manager.stop();
+      await clockScheduler.stop();
+    }
+  });
 });

@@ -149,7 +149,7 @@ describe('PluginManager', () => {
       assert.equal(list.find((p) => p.namespace === 'other')?.problem, null, 'the same name in another namespace is fine');
       assert.deepEqual([...s.scheduler.jobs.keys()].sort(), ['plugin:ns/ok', 'plugin:other/ok']);
       const run = await s.manager.run('ns', b.url, {});
-      assert.deepEqual(run.ok ? 'ran' : [run.status, /refused/.test(run.message)], [400, true]);
+      assert.deepEqual(run.ok ? 'ran' : [run.kind, /refused/.test(run.message)], ['bad-request', true]);
     } finally {
       await s.manager.stop();
     }
@@ -202,7 +202,7 @@ describe('PluginManager', () => {
     }
   });
 
-  test('a tick while the plugin runs is skipped and counted; run-now while it runs is refused with 409', async () => {
+  test('a tick while the plugin runs is skipped and counted; run-now while it runs is refused as busy', async () => {
     const s = await setup();
     try {
       const slow = s.repo('slow', { 'plugin.sh': fixture('slow') });
@@ -212,7 +212,7 @@ describe('PluginManager', () => {
       await s.scheduler.fire('plugin:ns/slow'); // returns at once: skipped
       const refused = await s.manager.run('ns', slow.url, {});
       assert.ok(!refused.ok);
-      assert.equal(refused.status, 409);
+      assert.equal(refused.kind, 'busy');
       assert.match(refused.message, /already running/);
       await first;
       assert.equal(s.manager.list()[0]?.skippedTicks, 1);
@@ -269,9 +269,9 @@ describe('PluginManager', () => {
       assert.equal(s.sink.resultPoints('hang')[0]?.fields?.timed_out, true);
 
       const bad = await s.manager.run('ns', env.url, { timeoutSec: -1 });
-      assert.deepEqual(bad.ok ? null : bad.status, 400);
+      assert.deepEqual(bad.ok ? null : bad.kind, 'bad-request');
       const unknown = await s.manager.run('ns', 'https://example.com/nope.git', {});
-      assert.deepEqual(unknown.ok ? null : unknown.status, 404);
+      assert.deepEqual(unknown.ok ? null : unknown.kind, 'not-found');
     } finally {
       await s.manager.stop();
     }
@@ -337,13 +337,13 @@ describe('PluginManager', () => {
       renameSync(repo.bare, `${repo.bare}.moved`);
       const failed = await s.manager.update('ns', repo.url);
       assert.ok(!failed.ok);
-      assert.equal(failed.status, 502);
+      assert.equal(failed.kind, 'git-failed');
       assert.match(failed.message, /^update failed, still running [0-9a-f]{12}: git fetch failed/);
       assert.match(s.manager.list()[0]?.updateError ?? '', /update failed/);
       await s.scheduler.fire('plugin:ns/ver');
       assert.deepEqual(s.sink.metrics('ns').filter((m) => m.name === 'PLUGIN.ver.version').map((m) => m.value), [1, 2, 2]);
       const builtin = await s.manager.reconcile({ ns: [entry(repo), { builtin: 'echo', interval: 10 }] }).then(() => s.manager.update('ns', 'echo'));
-      assert.deepEqual(builtin.ok ? null : builtin.status, 400);
+      assert.deepEqual(builtin.ok ? null : builtin.kind, 'bad-request');
     } finally {
       await s.manager.stop();
     }
@@ -394,7 +394,7 @@ describe('PluginManager', () => {
       assert.ok(now.ok);
       assert.equal(s.sink.metrics('web').filter((m) => m.name === 'PLUGIN.http_probe.up').at(-1)?.value, 0, 'status 200 is not the 500 asked for');
       const bad = await s.manager.run('web', 'http_probe', { params: ['nonsense'] });
-      assert.deepEqual(bad.ok ? null : [bad.status, bad.message], [400, 'bad params: param "nonsense" must be key=value for a built-in plugin']);
+      assert.deepEqual(bad.ok ? null : [bad.kind, bad.message], ['bad-request', 'bad params: param "nonsense" must be key=value for a built-in plugin']);
     } finally {
       server.close();
       await s.manager.stop();
