@@ -4,6 +4,7 @@
 // record's git state (ready, commit, problem, updateError, gitBusy) is set here only.
 import type { Logger } from 'pino';
 import { MAX_TIMER_MS, type Clock, type TimerHandle } from '../clock.ts';
+import { Slots } from '../slots.ts';
 import { PluginRepoError, type PluginRepoCache } from './git-cache.ts';
 import type { PluginEntries, PluginRecord } from './plugin-entries.ts';
 import type { PluginOpOutcome } from './types.ts';
@@ -23,13 +24,14 @@ export interface CloneQueueOptions {
 
 export class CloneQueue {
   private readonly log: Logger;
-  private clonesActive = 0;
-  private readonly cloneWaiters: Array<() => void> = [];
+  /** plugins.maxConcurrentClones; every plugin of a registry may wait for one. */
+  private readonly slots: Slots;
   private retryTimer: TimerHandle | undefined;
   readonly counters = { clones: 0, cloneFailures: 0, updates: 0, updateFailures: 0 };
 
   constructor(private readonly opts: CloneQueueOptions) {
     this.log = opts.logger;
+    this.slots = new Slots({ capacity: opts.maxConcurrentClones, what: 'clones', maxWaiting: Number.POSITIVE_INFINITY });
   }
 
   /** Brings in every git plugin not cloned yet (or cloned from another URL); resolves when each is in or failed. */
@@ -86,9 +88,9 @@ export class CloneQueue {
     this.retryTimer = undefined;
   }
 
-  /** Resolves when no clone is in progress (after a stop, the signal has aborted them). */
-  async idle(): Promise<void> {
-    while (this.clonesActive > 0) await new Promise<void>((r) => this.cloneWaiters.push(r));
+  /** Resolves when no clone is in progress or waiting (after a stop, the signal has aborted them). */
+  idle(): Promise<void> {
+    return this.slots.idle();
   }
 
   /** Uses the cached clone when there is one (no network), else clones, within maxConcurrentClones. */
@@ -110,7 +112,7 @@ export class CloneQueue {
           rec.needsClone = true;
         }
       }
-      await this.cloneSlot();
+      const release = await this.slots.acquire();
       try {
         if (this.opts.signal.aborted || !this.opts.entries.isCurrent(rec)) return;
         const clone = await this.opts.cache.clone(rec.namespace, rec.name, rec.repo as string, rec.entry.ref, {
@@ -133,21 +135,11 @@ export class CloneQueue {
         this.log.warn({ namespace: rec.namespace, plugin: rec.name, repo: rec.repo, err: why, retryInSec: this.opts.cloneRetrySec }, 'plugin clone failed');
         this.armCloneRetry();
       } finally {
-        this.releaseCloneSlot();
+        release();
       }
     } finally {
       rec.gitBusy = false;
     }
-  }
-
-  private async cloneSlot(): Promise<void> {
-    while (this.clonesActive >= this.opts.maxConcurrentClones) await new Promise<void>((r) => this.cloneWaiters.push(r));
-    this.clonesActive++;
-  }
-
-  private releaseCloneSlot(): void {
-    this.clonesActive--;
-    this.cloneWaiters.shift()?.();
   }
 
   private armCloneRetry(): void {

@@ -19,7 +19,7 @@ import { PluginEntries, recordKey, type PluginRecord } from './plugin-entries.ts
 import { PluginRuns } from './plugin-runs.ts';
 import { PluginStateStore } from './plugin-state.ts';
 import { firstUntraversable, type RunAsIdentity } from './run-as.ts';
-import { RunSlots } from './run-slots.ts';
+import { Slots } from '../slots.ts';
 import type { BuiltinPluginFn, PluginControl, PluginInfo, PluginOpOutcome, PluginReconciler, PluginRunOutcome } from './types.ts';
 
 export interface PluginManagerOptions {
@@ -36,7 +36,7 @@ export interface PluginManagerOptions {
   /** scheduler.maxConcurrentRuns; ignored when `slots` is given. */
   maxConcurrentRuns?: number;
   /** A run semaphore shared with other parts; default: one of maxConcurrentRuns. */
-  slots?: RunSlots;
+  slots?: Slots;
   /** Test seams: the git client, the identity plugins run as (skips resolving runAsUser). */
   gitFactory?: GitFactory;
   runAs?: RunAsIdentity | null;
@@ -54,7 +54,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
   private readonly ownsClockScheduler: boolean;
   private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly slots: RunSlots;
+  private readonly slots: Slots;
   private readonly cache: PluginRepoCache;
   private readonly state: PluginStateStore;
   private readonly entries: PluginEntries;
@@ -78,7 +78,7 @@ export class PluginManager implements PluginControl, PluginReconciler {
     this.ownsClockScheduler = opts.clockScheduler === undefined;
     this.log = opts.logger;
     this.clock = opts.clock ?? systemClock;
-    this.slots = opts.slots ?? new RunSlots({ maxConcurrentRuns: opts.maxConcurrentRuns ?? 16 });
+    this.slots = opts.slots ?? new Slots({ capacity: opts.maxConcurrentRuns ?? 16, what: 'runs' });
     this.cache = new PluginRepoCache({
       cacheDir: opts.config.cacheDir,
       allowLocalRepos: opts.config.allowLocalRepos,

@@ -14,7 +14,7 @@ import type { PluginEntries, PluginRecord } from './plugin-entries.ts';
 import { createPluginRunner, type PluginRunner, type PluginTarget } from './plugin-runner.ts';
 import type { PluginStateStore } from './plugin-state.ts';
 import { resolveRunAs, type RunAsIdentity } from './run-as.ts';
-import { SlotUnavailableError, type RunSlots } from './run-slots.ts';
+import { SlotUnavailableError, type Slots } from '../slots.ts';
 import type { BuiltinPluginFn, PluginRunOutcome, PluginRunResult } from './types.ts';
 
 export interface PluginRunsOptions {
@@ -25,7 +25,7 @@ export interface PluginRunsOptions {
   cache: PluginRepoCache;
   /** Enabled plugins only run on their schedule. */
   state: PluginStateStore;
-  slots: RunSlots;
+  slots: Slots;
   sink: MetricSink;
   logger: Logger;
   clock: Clock;

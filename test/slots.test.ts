@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RunSlots, SlotUnavailableError } from '../../src/plugins/run-slots.ts';
+import { Slots, SlotUnavailableError } from '../src/slots.ts';
 
-describe('RunSlots', () => {
+describe('Slots', () => {
   test('never more than the capacity at once; waiters go in arrival order', async () => {
-    const slots = new RunSlots({ maxConcurrentRuns: 2 });
+    const slots = new Slots({ capacity: 2 });
     let active = 0;
     let peak = 0;
     const order: number[] = [];
@@ -33,7 +33,7 @@ describe('RunSlots', () => {
   });
 
   test('a waiter gives up at its deadline or on abort, and a full queue refuses at once', async () => {
-    const slots = new RunSlots({ maxConcurrentRuns: 1, maxWaiting: 1 });
+    const slots = new Slots({ capacity: 1, maxWaiting: 1 });
     const release = await slots.acquire();
     const ac = new AbortController();
     const aborted = slots.acquire({ signal: ac.signal });
@@ -46,5 +46,22 @@ describe('RunSlots', () => {
     const again = await slots.acquire();
     again();
     assert.equal(slots.status().active, 0);
+  });
+
+  test('idle() waits for the holders and the waiters, and is at once when nothing is held', async () => {
+    const slots = new Slots({ capacity: 1, what: 'clones' });
+    await slots.idle();
+    const first = await slots.acquire();
+    const second = slots.acquire();
+    let idle = false;
+    const idled = slots.idle().then(() => (idle = true));
+    first();
+    const release = await second;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(idle, false, 'the waiter got the slot: not idle yet');
+    release();
+    await idled;
+    assert.equal(idle, true);
+    assert.throws(() => new Slots({ capacity: 0 }), /capacity must be an integer/);
   });
 });

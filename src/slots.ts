@@ -1,10 +1,13 @@
-// A counting semaphore for plugin runs (scheduler.maxConcurrentRuns), shared by scheduled and
-// on-demand runs so neither can starve the host. Waiters queue in arrival order; the queue is
-// bounded, and an acquire can give up on a deadline or an abort signal.
+// A counting semaphore: plugin runs (scheduler.maxConcurrentRuns, shared by scheduled and
+// on-demand runs so neither can starve the host) and plugin clones (plugins.maxConcurrentClones).
+// Waiters queue in arrival order; the queue is bounded, and an acquire can give up on a deadline
+// or an abort signal.
 
-export interface RunSlotsOptions {
-  /** Runs at once (scheduler.maxConcurrentRuns). */
-  maxConcurrentRuns: number;
+export interface SlotsOptions {
+  /** Holders at once. */
+  capacity: number;
+  /** What is being limited, plural, for refusals ("runs", "clones"). */
+  what?: string;
   /** Waiters beyond this are refused at once (and counted). */
   maxWaiting?: number;
 }
@@ -21,19 +24,20 @@ interface Waiter {
   cancel: (err: Error) => void;
 }
 
-export class RunSlots {
+export class Slots {
   readonly capacity: number;
+  private readonly what: string;
   private readonly maxWaiting: number;
   private active = 0;
   private readonly waiters: Waiter[] = [];
+  private idleWaiters: Array<() => void> = [];
   private waitedTotal = 0;
   private refusedTotal = 0;
 
-  constructor(opts: RunSlotsOptions) {
-    if (!Number.isInteger(opts.maxConcurrentRuns) || opts.maxConcurrentRuns < 1) {
-      throw new Error(`maxConcurrentRuns must be an integer ≥ 1, got ${opts.maxConcurrentRuns}`);
-    }
-    this.capacity = opts.maxConcurrentRuns;
+  constructor(opts: SlotsOptions) {
+    if (!Number.isInteger(opts.capacity) || opts.capacity < 1) throw new Error(`slots: capacity must be an integer ≥ 1, got ${opts.capacity}`);
+    this.capacity = opts.capacity;
+    this.what = opts.what ?? 'runs';
     this.maxWaiting = opts.maxWaiting ?? 10_000;
   }
 
@@ -49,7 +53,7 @@ export class RunSlots {
     }
     if (this.waiters.length >= this.maxWaiting) {
       this.refusedTotal++;
-      return Promise.reject(new SlotUnavailableError(`${this.waiters.length} runs already wait for one of ${this.capacity} run slots`));
+      return Promise.reject(new SlotUnavailableError(`${this.waiters.length} ${this.what} already wait for one of ${this.capacity} slots`));
     }
     this.waitedTotal++;
     return new Promise((resolve, reject) => {
@@ -76,10 +80,16 @@ export class RunSlots {
       if (opts.waitMs !== undefined) {
         timer = setTimeout(() => {
           this.refusedTotal++;
-          waiter.cancel(new SlotUnavailableError(`all ${this.capacity} run slots stayed busy for ${opts.waitMs} ms`));
+          waiter.cancel(new SlotUnavailableError(`all ${this.capacity} slots for ${this.what} stayed busy for ${opts.waitMs} ms`));
         }, opts.waitMs);
       }
     });
+  }
+
+  /** Resolves when no slot is held and nobody waits for one. */
+  idle(): Promise<void> {
+    if (this.active === 0 && this.waiters.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   status(): { capacity: number; active: number; waiting: number; waitedTotal: number; refusedTotal: number } {
@@ -95,6 +105,11 @@ export class RunSlots {
       // The slot passes straight to the next waiter: `active` stays the same.
       if (next) next.grant(this.releaser());
       else this.active--;
+      if (this.active === 0 && this.waiters.length === 0) {
+        const idle = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of idle) resolve();
+      }
     };
   }
 }
