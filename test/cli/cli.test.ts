@@ -4,10 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { agentCommand, minimalAgentConfig, runAgent, tempDir, writeConfig } from '../helpers/agent-process.ts';
+import { agentCommand, minimalAgentConfig, runAgent, writeConfig } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 test('check: a wrong type, an unknown key and a missing required field are printed with their paths, exit 2', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const file = writeConfig(dir, { dataDir: 7, colour: 'blue', nsq: {} });
   const { code, output } = await agentCommand(['check', '-f', file]);
   assert.equal(code, 2);
@@ -17,7 +18,7 @@ test('check: a wrong type, an unknown key and a missing required field are print
 });
 
 test('check: a good config prints the resolved config with secrets masked, exit 0', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, { ...config, http: { ...config.http, token: '${CLI_TEST_TOKEN}' } });
   const { code, output } = await agentCommand(['check', '-f', file], { CLI_TEST_TOKEN: 'very-secret' });
@@ -37,7 +38,7 @@ test('usage errors exit 2; --help and version exit 0', async () => {
 });
 
 test('status of an agent that is not running exits 3', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { config } = await minimalAgentConfig(dir);
   const { code, output } = await agentCommand(['status', '-f', writeConfig(dir, config)]);
   assert.equal(code, 3);
@@ -45,7 +46,7 @@ test('status of an agent that is not running exits 3', async () => {
 });
 
 test('SIGHUP applies a new log level; a bad config is refused and the old one kept; SIGTERM stops within 5 s', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, config);
   const run = runAgent(['start', '-f', file]);
@@ -73,7 +74,7 @@ test('SIGHUP applies a new log level; a bad config is refused and the old one ke
 });
 
 test('start --daemon returns once the agent runs; status answers; stop waits for the exit and leaves no pid file', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { config } = await minimalAgentConfig(dir, {});
   const file = writeConfig(dir, { ...config, log: { ...config.log, pretty: 'never' } });
   const started = await agentCommand(['start', '--daemon', '-f', file]);
@@ -97,7 +98,7 @@ test('start --daemon returns once the agent runs; status answers; stop waits for
 });
 
 test('stop removes a stale pid file with a message', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, config);
   const pidFile = path.join(dir, 'data', 'agent.pid');

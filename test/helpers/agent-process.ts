@@ -1,7 +1,7 @@
 // Runs the real `bin/agent` as a child process for CLI and end-to-end tests: a temp folder with
 // its config, stdout lines awaited as events, and a guaranteed kill when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,10 +16,6 @@ export interface AgentRun {
   /** Resolves with the first line matching `re` (already printed or still to come). */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export function tempDir(prefix = 'ns-agent-test-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
 /** Writes `config` as agent.json in `dir` and returns its path. */
@@ -100,20 +96,6 @@ export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentRun 
       });
     },
   };
-}
-
-/**
- * Polls `probe` every 200 ms until it answers a value; for state in another process (the agent,
- * a server) that offers nothing to subscribe to.
- */
-export async function pollFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Runs a short command (check, stop, status, version) to its end. */

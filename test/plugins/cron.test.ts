@@ -13,7 +13,10 @@ import { PluginManager, PLUGIN_JOB_OWNER } from '../../src/plugins/plugin-manage
 import type { BuiltinPluginFn } from '../../src/plugins/types.ts';
 import { validateAnswer } from '../../src/registry/validate.ts';
 import { ClockScheduler, cronProblem } from '../../src/scheduler/clock-schedule.ts';
-import { FakeScheduler, RecordingSink, tempDir, waitFor } from './helpers.ts';
+import { FakeScheduler } from './helpers.ts';
+import { RecordingSink } from '../helpers/recording-sink.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 let root: { dir: string; cleanup: () => void };
 before(() => {
@@ -73,10 +76,10 @@ describe('PluginManager with clock-time schedules', () => {
       assert.ok(typeof listed.nextRunAt === 'number' && listed.nextRunAt > Date.now() - 1000, `nextRunAt ${listed.nextRunAt}`);
 
       // Every second a tick; the run takes 2 s (its timeout): the ticks in between are skipped.
-      await waitFor('a timed-out run and a skipped tick', () => {
+      await waitUntil('a timed-out run and a skipped tick', () => {
         const d = clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/hang');
         return (d?.runs ?? 0) >= 1 && (d?.skipped ?? 0) >= 1;
-      }, 15_000);
+      }, { timeoutMs: 15_000 });
       const d = clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/hang')!;
       assert.equal(started, d.runs + (d.running ? 1 : 0), 'never two runs at once');
       const result = sink.metrics('nightly').find((m) => m.name === 'PLUGIN.hang')!;

@@ -13,8 +13,8 @@ import { RegistryClient } from '../../src/registry/registry-client.ts';
 import type { RegistrySnapshot } from '../../src/registry/types.ts';
 import { jobPhaseMs, nextAlignedRun } from '../../src/scheduler/phase.ts';
 import { captureLogger } from '../scheduler/capture-log.ts';
-import { FakeClock } from '../scheduler/fake-clock.ts';
 import { RegistryServer } from './registry-server.ts';
+import { FakeClock } from '../helpers/fake-clock.ts';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'nsagent-http-registry-'));
 const servers: RegistryServer[] = [];
@@ -226,7 +226,7 @@ describe('HTTP registry', () => {
     const expected = nextAlignedRun(clock.now(), 60_000, jobPhaseMs('web-1', 'registry:namespaces', 60_000));
     assert.equal(ns.nextPollAt, expected);
     assert.equal(s.requests.length, 3);
-    await clock.advance(expected - clock.now());
+    await clock.advanceSettled(expected - clock.now());
     const deadline = Date.now() + 5000;
     while (s.requests.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(s.requests.length, 4);

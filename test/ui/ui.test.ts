@@ -11,8 +11,9 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
 import { freePort } from '../helpers/servers.ts';
-import { TestRepo, tempDir } from '../plugins/helpers.ts';
+import { TestRepo } from '../plugins/helpers.ts';
 import { launchChromium } from './browser.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'ui.web';
 const PLUGIN = 'ui-plugin';
