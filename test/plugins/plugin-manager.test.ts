@@ -17,7 +17,7 @@ import { FakeScheduler, TestRepo, fixture } from './helpers.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { RecordingSink } from '../helpers/recording-sink.ts';
-import { FakeClock } from '../helpers/fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 let root: { dir: string; cleanup: () => void };
 before(() => {

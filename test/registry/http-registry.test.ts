@@ -12,9 +12,9 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { RegistryClient } from '../../src/registry/registry-client.ts';
 import type { RegistrySnapshot } from '../../src/registry/types.ts';
 import { jobPhaseMs, nextAlignedRun } from '../../src/scheduler/phase.ts';
-import { captureLogger } from '../scheduler/capture-log.ts';
+import { captureLogger } from '../helpers/capture-log.ts';
 import { RegistryServer } from './registry-server.ts';
-import { FakeClock } from '../helpers/fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'nsagent-http-registry-'));
 const servers: RegistryServer[] = [];

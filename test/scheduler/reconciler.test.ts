@@ -10,7 +10,7 @@ import { silentLogger } from '../../src/log/logger.ts';
 import type { PluginEntry, RegistrySnapshot } from '../../src/registry/types.ts';
 import { CHECKS_OWNER, Reconciler, SYSTEM_OWNER } from '../../src/scheduler/reconciler.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
-import { FakeClock } from '../helpers/fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 import { RecordingSink, type Push } from '../helpers/recording-sink.ts';
 import { waitUntil } from '../helpers/wait.ts';
 

@@ -8,8 +8,8 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import { jobPhaseMs, nextAlignedRun } from '../../src/scheduler/phase.ts';
 import type { JobSpec } from '../../src/scheduler/types.ts';
-import { captureLogger } from './capture-log.ts';
-import { FakeClock, settle } from '../helpers/fake-clock.ts';
+import { captureLogger } from '../helpers/capture-log.ts';
+import { FakeClock, settle } from '../helpers/clocks.ts';
 
 const T0 = 1_700_000_003_217; // deliberately off any grid
 

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RefusalLog } from '../../src/sender/refusal-log.ts';
-import { captureLogger } from '../scheduler/capture-log.ts';
-import { FakeClock } from '../helpers/fake-clock.ts';
+import { captureLogger } from '../helpers/capture-log.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 const MSG = 'backend refused points; dead-lettered';
 

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { NamespaceMeter, OTHER_NAMESPACE } from '../../src/points/namespace-meter.ts';
 import type { MetricSink, PushResult } from '../../src/points/metric.ts';
 import { StatusHistory, seriesOf } from '../../src/status-history.ts';
-import { FakeClock } from '../helpers/fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 describe('seriesOf', () => {
   test('reads namespaces, backends, spool and every drop counter; tolerates absent parts', () => {

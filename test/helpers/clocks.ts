@@ -1,6 +1,7 @@
-// The Clock (src/clock.ts) for tests: time moves only when the test advances it. Timers run on a
-// monotonic time line and now() on a wall-clock line, so a test can also step the wall clock (as
-// an NTP step would) without firing timers.
+// Clocks (src/clock.ts) for tests. FakeClock: time moves only when the test advances it; timers
+// run on a monotonic time line and now() on a wall-clock line, so a test can also step the wall
+// clock (as an NTP step would) without firing timers. RecordingClock: real time, but it keeps
+// every timer asked for, so a test can assert which waits happened instead of timing them.
 import type { Clock, TimerHandle } from '../../src/clock.ts';
 
 interface FakeTimer extends TimerHandle {
@@ -72,6 +73,45 @@ export class FakeClock implements Clock {
     this.mono = Math.max(this.mono, timer.at);
     this.timers = this.timers.filter((t) => t !== timer);
     timer.fn();
+  }
+}
+
+export interface RecordedTimer {
+  ms: number;
+  fired: boolean;
+  cleared: boolean;
+}
+
+export class RecordingClock implements Clock {
+  readonly timers: RecordedTimer[] = [];
+  private readonly handles = new Map<TimerHandle, RecordedTimer>();
+
+  now(): number {
+    return Date.now();
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const timer: RecordedTimer = { ms, fired: false, cleared: false };
+    this.timers.push(timer);
+    const handle = setTimeout(() => {
+      timer.fired = true;
+      this.handles.delete(handle);
+      fn();
+    }, ms);
+    this.handles.set(handle, timer);
+    return handle;
+  }
+
+  clearTimeout(handle: TimerHandle): void {
+    const timer = this.handles.get(handle);
+    if (timer) timer.cleared = true;
+    this.handles.delete(handle);
+    clearTimeout(handle as NodeJS.Timeout);
+  }
+
+  /** How many timers set for `minMs` to `maxMs` (inclusive) have fired so far. */
+  fired(minMs: number, maxMs = minMs): number {
+    return this.timers.filter((t) => t.fired && t.ms >= minMs && t.ms <= maxMs).length;
   }
 }
 
