@@ -2,7 +2,6 @@
 // its config, stdout lines awaited as events, and a guaranteed kill when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './servers.ts';

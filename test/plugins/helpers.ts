@@ -1,12 +1,9 @@
-// Shared by the plugin tests: temp folders the plugin user can enter, real git repositories
-// made with the git CLI, and the fakes above the plugin subsystem's seams (clock, scheduler,
-// metric sink).
+// Shared by the plugin tests: real git repositories made with the git CLI, fixture plugins, and
+// a scheduler fake above the plugin subsystem's seam (clock, sink, waits and temp folders are in
+// test/helpers).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Clock, TimerHandle } from '../../src/clock.ts';
-import type { Metric, MetricSink, PushOptions, PushResult } from '../../src/points/metric.ts';
 import type { JobScheduler, JobSpec, RunDeclined } from '../../src/scheduler/types.ts';
 
 const GIT_ENV = {

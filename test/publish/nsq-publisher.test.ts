@@ -12,7 +12,6 @@ import { NsqPublisher, type NsqPublisherOptions } from '../../src/publish/nsq-pu
 import { DroppedError } from '../../src/publish/publisher.ts';
 import { topicFor } from '../../src/publish/topic.ts';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import { freePort, nsqdStats, readAll, startNsqd, stopAll, type NsqdAddresses, type NsqdHandle } from '../helpers/servers.ts';
 import { RecordingClock } from '../helpers/clocks.ts';
 import { waitUntil } from '../helpers/wait.ts';

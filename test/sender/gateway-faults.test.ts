@@ -89,14 +89,15 @@ for (const status of [503, 429]) {
     f.handler = (r) => {
       if (r.path !== '/write') return undefined;
       if (++calls === 1) return { status, headers: { 'retry-after': '1' }, body: { error: 'busy' } };
-      secondWaited = clock.fired(900, 1000);
+      secondWaited = clock.fired(500, 1000);
       return undefined;
     };
     const s = sender([f], {}, undefined, clock);
     await s.start();
     assert.deepEqual(await s.write('ns', lines(5)), { written: 5, deadLettered: 0 });
     assert.equal(f.writes().length, 2, 'two attempts');
-    // The second attempt came after a wait of about a second (the hint) had run out, not after the 20 ms backoff.
+    // The second attempt came after a wait of up to a second (what was left of the hint) had run out,
+    // not after the 20 ms backoff.
     assert.equal(secondWaited, 1, `timers: ${JSON.stringify(clock.timers)}`);
     const b = (s.status().backends as Record<string, { counters: { SendFail: { count: number }; Send: { count: number } } }>).b0;
     assert.equal(b?.counters.SendFail.count, 5);
@@ -331,8 +332,9 @@ void test('stop() with a backend that does not answer: the deadline hands the wr
   await s.start();
   const w = s.write('a', lines(2));
   await s.stop();
-  // Ended by its deadline (the timer for what is left of stopTimeoutMs), while the backend still answered 503.
-  assert.equal(clock.fired(250, 300), 1, `timers: ${JSON.stringify(clock.timers)}`);
+  // Ended by its deadline (a timer for what is left of stopTimeoutMs; the others are the 50 ms
+  // retries and flushes), while the backend still answered 503.
+  assert.equal(clock.timers.filter((t) => t.fired && t.ms !== 50).length, 1, `timers: ${JSON.stringify(clock.timers)}`);
   await assert.rejects(w, (err: unknown) => err instanceof RetryableWriteError && err.reason === 'stopped');
 });
 
