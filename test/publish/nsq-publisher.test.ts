@@ -1,8 +1,7 @@
 // NsqPublisher against real nsqd processes on loopback: topics and envelopes, packing limits,
 // spooling while nsqd is away, replay, failover, drops, and an nsqd SIGKILLed mid-stream.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
@@ -15,19 +14,21 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { freePort, nsqdStats, readAll, startNsqd, stopAll, type NsqdAddresses, type NsqdHandle } from '../helpers/servers.ts';
 import { RecordingClock } from '../helpers/clocks.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { tempDir, type TempDir } from '../helpers/temp-dir.ts';
 
-const dirs: string[] = [];
+const dirs: TempDir[] = [];
 const publishers: NsqPublisher[] = [];
 after(async () => {
   await Promise.allSettled(publishers.map((p) => p.stop()));
   await stopAll();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) d.cleanup();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'nsqpub-test-'));
+/** A spool folder of its own, removed after the file's tests. */
+function spoolDir(): string {
+  const d = tempDir('nsqpub');
   dirs.push(d);
-  return d;
+  return d.dir;
 }
 
 let prefixes = 0;
@@ -43,7 +44,7 @@ function makePublisher(addresses: string[], over: Partial<NsqPublisherOptions> =
     maxInFlightBatches: 8,
     reconnectMinMs: 50,
     reconnectMaxMs: 400,
-    spool: { dir: tempDir(), maxBytes: 256 * 1024 * 1024, maxAgeSec: 3600, commitIntervalMs: 5, segmentBytes: 4 * 1024 * 1024 },
+    spool: { dir: spoolDir(), maxBytes: 256 * 1024 * 1024, maxAgeSec: 3600, commitIntervalMs: 5, segmentBytes: 4 * 1024 * 1024 },
     metrics,
     logger: silentLogger(),
     connectWaitMs: 3000,
@@ -191,7 +192,7 @@ describe('NsqPublisher while nsqd is away', () => {
     const address = `127.0.0.1:${await freePort()}`;
     const { publisher, metrics } = makePublisher([address], {
       connectWaitMs: 0,
-      spool: { dir: tempDir(), maxBytes: 64 * 1024, maxAgeSec: 3600, commitIntervalMs: 1, segmentBytes: 16 * 1024 },
+      spool: { dir: spoolDir(), maxBytes: 64 * 1024, maxAgeSec: 3600, commitIntervalMs: 1, segmentBytes: 16 * 1024 },
     });
     await publisher.start();
     let acked = 0;

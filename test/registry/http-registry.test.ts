@@ -4,8 +4,7 @@
 // on the interval at the host's phase.
 import { after, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { registrySchema, type RegistryConfig } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
@@ -16,8 +15,9 @@ import { captureLogger } from '../helpers/capture-log.ts';
 import { RegistryServer } from './registry-server.ts';
 import { FakeClock } from '../helpers/clocks.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'nsagent-http-registry-'));
+const tmp = tempDir('nsagent-http-registry-').dir;
 const servers: RegistryServer[] = [];
 const clients: RegistryClient[] = [];
 after(async () => {

@@ -4,9 +4,6 @@
 // /metrics and one log line show.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -19,6 +16,7 @@ import { startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { sumMetric } from '../faults/harness.ts';
 import { makeMessages, TestWriter } from './nsq-writer.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type RelayInput = NonNullable<ConfigInput['relay']>;
 const MiB = 1024 * 1024;
@@ -69,7 +67,7 @@ function staticNamespaces(list: string[]): NamespaceSource & { changed(): void }
 
 let channels = 0;
 function relayFor(namespaces: NamespaceSource, sender: GatewaySender, relay: RelayInput, logger = pino({ level: 'silent' })): { relay: Relay; metrics: Registry } {
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-relay-bounds-'));
+  const deadLetterDir = tempDir('ns-agent-relay-bounds-').dir;
   const metrics = new Registry();
   const r = createRelay(
     {

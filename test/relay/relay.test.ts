@@ -4,8 +4,7 @@
 // namespace is picked up without a restart; topics found through nsqlookupd.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Registry } from 'prom-client';
@@ -18,6 +17,7 @@ import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';
 import { startInfluxd, startNsqd, startNsqlookupd, stopAll, topicDepth, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { makeMessages, TestWriter } from './nsq-writer.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type RelayInput = NonNullable<ConfigInput['relay']>;
 type SenderInput = NonNullable<ConfigInput['sender']>;
@@ -62,7 +62,7 @@ interface Rig {
 
 let rigs = 0;
 async function rig(opts: { namespaces?: NamespaceSource; relay?: RelayInput; sender?: SenderInput; nsqd?: NsqdHandle[] } = {}): Promise<Rig> {
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-relay-'));
+  const deadLetterDir = tempDir('ns-agent-relay-').dir;
   const channel = `relay${++rigs}`;
   const metrics = new Registry();
   const senderCfg = senderSchema.parse({

@@ -14,6 +14,7 @@ import { freePort } from '../helpers/servers.ts';
 import { TestRepo } from '../plugins/helpers.ts';
 import { launchChromium } from './browser.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const NS = 'ui.web';
 const PLUGIN = 'ui-plugin';
@@ -57,7 +58,7 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
     return body.data;
   };
   // The plugin is cloned in the background: the page's buttons are for a plugin that is ready.
-  await until('the plugin is cloned', async () => {
+  await waitUntil('the plugin is cloned', async () => {
     const list = await get('/plugins/list');
     return list.some((p: any) => p.name === PLUGIN && p.commit);
   });
@@ -72,15 +73,6 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
       await run.exited;
     },
   };
-}
-
-/** Polls a condition without an event to await, up to a generous deadline. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Watched {
@@ -189,7 +181,7 @@ describe('the /ui page, no token configured', () => {
       posted += n;
     };
     await post(50);
-    await until('the sparkline changes shape', async () => {
+    await waitUntil('the sparkline changes shape', async () => {
       const now = await shape();
       if (now !== null && now !== before && now.includes(' ')) return true;
       await post(50);
