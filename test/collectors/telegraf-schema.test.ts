@@ -7,11 +7,11 @@
 // A real agent process (in-process relay, gateway sender) writes to a real influxd 1.8 and 1.6.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runAgent, writeConfig } from '../helpers/agent-process.ts';
-import { freePort, quoteIdent, startInfluxd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
+import { minimalAgentConfig, runAgent, writeConfig } from '../helpers/agent-process.ts';
+import { quoteIdent, startInfluxd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -64,20 +64,12 @@ for (const version of ['1.8', '1.6'] as InfluxVersion[]) {
         assert.equal(r.status, 204, `reference into ${db}: ${r.text}`);
       }
 
-      writeFileSync(
-        path.join(dir, 'registry.json'),
-        JSON.stringify({ hosts: { '*': { namespaces: [SHARED, AGENT], checks: {}, plugins: {} } } }),
-      );
-      const port = await freePort();
-      const config = writeConfig(dir, {
+      const { port, config: agentConfig } = await minimalAgentConfig(dir, {
         hostname: 'benchhost',
-        dataDir: 'data',
-        log: { level: 'info', dir: 'log', pretty: 'always' },
-        registry: { source: 'file', file: 'registry.json' },
         collect: { systemIntervalSec: 1, checksIntervalSec: 60 },
         sender: { backends: [{ name: 'influx', url: influx.url, api: 'v1' }], flushIntervalMs: 100 },
-        http: { listen: `127.0.0.1:${port}` },
-      });
+      }, { hosts: { '*': { namespaces: [SHARED, AGENT], checks: {}, plugins: {} } } });
+      const config = writeConfig(dir, agentConfig);
       const agent = runAgent(['start', '-f', config]);
       await agent.waitFor(/agent started/);
       // Three system collections: the second and later carry cpu and diskio's io_util.

@@ -5,24 +5,12 @@
 // message, so the test knows exactly which points were sent and counts them in InfluxDB.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { topicFor } from '../../src/publish/topic.ts';
 import { databaseFor } from '../../src/sender/backend-client.ts';
-import { runAgent, writeConfig } from '../helpers/agent-process.ts';
+import { minimalAgentConfig, runAgent, writeConfig } from '../helpers/agent-process.ts';
 import { TestRepo } from '../plugins/helpers.ts';
-import {
-  createTopic,
-  freePort,
-  nsqdStats,
-  readAll,
-  startInfluxd,
-  startNsqd,
-  stopAll,
-  type InfluxdHandle,
-  type NsqdHandle,
-} from '../helpers/servers.ts';
+import { createTopic, nsqdStats, readAll, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -92,38 +80,31 @@ test('agent → nsqd → relay → influxd: every point sent is counted in its n
   repo.commit({
     'plugin.sh': '#!/bin/bash\necho "[{\\"name\\": \\"qps\\", \\"value\\": 12.5, \\"tags\\": {\\"api\\": \\"login\\"}}]"\n',
   });
-  writeFileSync(
-    path.join(dir, 'registry.json'),
-    JSON.stringify({
-      hosts: {
-        '*': {
-          namespaces: [ALPHA, BETA],
-          checks: { [ALPHA]: { ports: [{ port: nsqd.tcpPort, connect: true }], processes: [{ name: 'nsqd' }] } },
-          plugins: { [ALPHA]: [{ repo: repo.url, interval: 1 }] },
-        },
+  const registry = {
+    hosts: {
+      '*': {
+        namespaces: [ALPHA, BETA],
+        checks: { [ALPHA]: { ports: [{ port: nsqd.tcpPort, connect: true }], processes: [{ name: 'nsqd' }] } },
+        plugins: { [ALPHA]: [{ repo: repo.url, interval: 1 }] },
       },
-    }),
-  );
+    },
+  };
   // A channel gets only what is published after it exists: both are made before the agent runs.
   for (const ns of [ALPHA, BETA]) {
     await createTopic(nsqd.httpAddress, topicFor(ns), 'audit');
     await createTopic(nsqd.httpAddress, topicFor(ns), 'relay');
   }
 
-  const port = await freePort();
-  const config = writeConfig(dir, {
+  const { port, config: agentConfig } = await minimalAgentConfig(dir, {
     hostname: 'e2e-host',
-    dataDir: 'data',
-    log: { level: 'info', dir: 'log', pretty: 'always' },
-    registry: { source: 'file', file: 'registry.json' },
     collect: { systemIntervalSec: 1, checksIntervalSec: 1 },
     plugins: { cacheDir: 'cache', allowLocalRepos: true },
     nsq: { nsqdTcpAddresses: [nsqd.tcpAddress] },
     // nsqd may hand one last message to a relay that is closing; it comes back after this.
     relay: { enabled: true, messageTimeoutMs: 5000 },
     sender: { backends: [{ name: 'influx', url: influx.url, api: 'v1' }], flushIntervalMs: 100 },
-    http: { listen: `127.0.0.1:${port}` },
-  });
+  }, registry);
+  const config = writeConfig(dir, agentConfig);
 
   const agent = runAgent(['start', '-f', config]);
   await agent.waitFor(/agent started/);

@@ -25,20 +25,22 @@ export function writeConfig(dir: string, config: unknown, name = 'agent.json'): 
 }
 
 /**
- * The smallest config an agent starts on: a file registry with no namespace, logs and data in
- * `dir`, HTTP on a free loopback port; `extra` adds or replaces top-level sections.
+ * The smallest config an agent starts on: a file registry (`registry`, written to
+ * registry.json; no namespace unless given), logs and data in `dir`, HTTP on a free loopback
+ * port; `extra` adds or replaces top-level sections (its `http` is laid over the listen address).
  */
-export async function minimalAgentConfig(dir: string, extra: Record<string, unknown> = {}) {
+export async function minimalAgentConfig(dir: string, extra: Record<string, unknown> = {}, registry: unknown = { hosts: { '*': { namespaces: [] } } }) {
   const port = await freePort();
-  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
+  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify(registry));
+  const { http, ...rest } = extra;
   return {
     port,
     config: {
       dataDir: 'data',
       log: { level: 'info', dir: 'log', pretty: 'always' },
       registry: { source: 'file', file: 'registry.json' },
-      http: { listen: `127.0.0.1:${port}` },
-      ...extra,
+      ...rest,
+      http: { listen: `127.0.0.1:${port}`, ...(http as Record<string, unknown> | undefined) },
     },
   };
 }

@@ -9,8 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
-import { freePort } from '../helpers/servers.ts';
+import { minimalAgentConfig, runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
 import { TestRepo } from '../plugins/helpers.ts';
 import { launchChromium } from './browser.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
@@ -34,20 +33,14 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
   const { dir } = tempDir('ui');
   const repo = new TestRepo(dir, PLUGIN);
   repo.commit({ 'plugin.sh': '#!/bin/bash\necho "warming up the probe" >&2\necho "probe ready: 3 targets" >&2\necho \'[{"name": "up", "value": 1}]\'\n' });
-  writeFileSync(
-    path.join(dir, 'registry.json'),
-    JSON.stringify({ hosts: { '*': { namespaces: [NS], plugins: { [NS]: [{ repo: repo.url, interval: 3600 }] } } } }),
-  );
-  const port = await freePort();
-  const config = writeConfig(dir, {
+  const registry = { hosts: { '*': { namespaces: [NS], plugins: { [NS]: [{ repo: repo.url, interval: 3600 }] } } } };
+  const { port, config: agentConfig } = await minimalAgentConfig(dir, {
     hostname: 'ui-host',
-    dataDir: 'data',
-    log: { level: 'info', dir: 'log', pretty: 'always' },
-    registry: { source: 'file', file: 'registry.json' },
     collect: { systemIntervalSec: 3600, checksIntervalSec: 3600 },
     plugins: { cacheDir: 'cache', allowLocalRepos: true },
-    http: { listen: `127.0.0.1:${port}`, ...(opts.token ? { token: opts.token } : {}), ui: { historyIntervalSec: 1 } },
-  });
+    http: { ...(opts.token ? { token: opts.token } : {}), ui: { historyIntervalSec: 1 } },
+  }, registry);
+  const config = writeConfig(dir, agentConfig);
   const run = runAgent(['start', '-f', config]);
   await run.waitFor(/agent started/);
   const origin = `http://127.0.0.1:${port}`;
