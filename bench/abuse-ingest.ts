@@ -4,14 +4,15 @@
 // 16 MiB JSON arrays of numbers, the agent's peak RSS (VmHWM) and /health meanwhile. Each case
 // runs on a fresh agent so its VmHWM is its own.
 import { readFileSync } from 'node:fs';
-import { agentConfig, freePort, openTempDir, startAgent, stopAgent, type RunningAgent } from '../test/faults/harness.ts';
+import { agentConfig, freePort, startAgent, stopAgent, type RunningAgent } from '../test/faults/harness.ts';
 import { healthWatch, request } from '../test/abuse/http-client.ts';
 import { fmt, machineLine, type BenchContext } from './lib.ts';
+import { tempDir } from '../test/helpers/temp-dir.ts';
 
 const NS = 'bench.abuse';
 
 async function agent(): Promise<{ a: RunningAgent; port: number }> {
-  const dir = openTempDir('bench-abuse');
+  const dir = tempDir('bench-abuse').dir;
   const port = await freePort();
   const a = await startAgent(dir, agentConfig({ dir, httpPort: port, namespaces: [NS] }));
   return { a, port };

@@ -1,18 +1,18 @@
 // http_probe against real HTTP and HTTPS servers on loopback; the certificate is made at test time.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log/logger.ts';
 import type { Metric } from '../../src/points/metric.ts';
 import { httpProbe } from './index.ts';
+import { tempDir } from '../../test/helpers/temp-dir.ts';
 
-const dir = mkdtempSync(path.join(tmpdir(), 'nsagent-http-probe-'));
+const dir = tempDir('nsagent-http-probe-').dir;
 const sockets = new Set<Socket>();
 let plain: http.Server;
 let secure: https.Server;

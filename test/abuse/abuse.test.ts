@@ -10,22 +10,9 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
-import {
-  ControlledRegistry,
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  freePort,
-  openTempDir,
-  pluginRepo,
-  postLoop,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-  type RunningAgent,
-} from '../faults/harness.ts';
+import { ControlledRegistry, agentConfig, arrivedCount, droppedCount, freePort, pluginRepo, postLoop, report, settle, startAgent, stopAgent, type RunningAgent } from '../faults/harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'abuse.plain';
 // Valid namespaces that break NSQ's name rules: spaces, non-ASCII, '#', and 200 characters.
@@ -56,7 +43,7 @@ function sampleRss(): void {
 before(async () => {
   [influxd, nsqd] = await Promise.all([startInfluxd(), startNsqd()]);
   await registry.start();
-  dir = openTempDir('abuse');
+  dir = tempDir('abuse').dir;
   cacheDir = path.join(dir, 'cache');
   // Deep nesting (a million '[' then a million ']': valid JSON), a million metrics (~30 MB, past the 4 MiB output cap), 100,000
   // metrics (within it), invalid UTF-8 in names and tags.
@@ -90,7 +77,7 @@ before(async () => {
     const list = await agent.api.get('/plugins/list');
     const plugins = (list.json?.data ?? []) as Array<{ problem?: string | null }>;
     return plugins.length === 5 && plugins.every((p) => !p.problem);
-  }, 30_000, 200);
+  }, { timeoutMs: 30_000, everyMs: 200 });
 });
 
 after(async () => {
@@ -131,7 +118,7 @@ test('hostile registry answers are refused whole; the last good answer stays; no
     registry.mode = 'hostile';
     const seen = registry.requests;
     // Every poller (1 s interval) has asked at least once.
-    await waitUntil(`${what} polled`, () => registry.requests >= seen + 4, 15_000, 100);
+    await waitUntil(`${what} polled`, () => registry.requests >= seen + 4, { timeoutMs: 15_000, everyMs: 100 });
     assert.ok(await agent.api.health(), `alive after ${what}`);
     assert.deepEqual((await namespaces()).sort(), [...good].sort(), `the good answer stays after ${what}`);
   }
@@ -297,7 +284,7 @@ test('hostile plugin output: deep nesting, 10^6 metrics, 8×10^4 metrics, invali
   assert.equal(many.result.success, true, JSON.stringify(many.result.error));
   assert.equal(many.result.metricCount, 80_000);
   // 80,000 metrics + 1 result point reach nsqd (published, possibly through the spool).
-  await waitUntil('the 80,000 metrics published', async () => (await published()) - beforeMany >= 80_001, 30_000, 200);
+  await waitUntil('the 80,000 metrics published', async () => (await published()) - beforeMany >= 80_001, { timeoutMs: 30_000, everyMs: 200 });
 
   const utf8 = await runPlugin(NS_DOTS, 'utf8');
   assert.equal(utf8.status, 200);

@@ -3,15 +3,16 @@
 // No answer may be a 5xx or hang; a route that reads the parameter answers 4xx with a sentence.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentConfig, freePort, openTempDir, startAgent, stopAgent, type RunningAgent } from '../faults/harness.ts';
+import { agentConfig, freePort, startAgent, stopAgent, type RunningAgent } from '../faults/harness.ts';
 import { request, type RawAnswer } from './http-client.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'walk.ns';
 let agent: RunningAgent;
 let port: number;
 
 before(async () => {
-  const dir = openTempDir('walk');
+  const dir = tempDir('walk').dir;
   port = await freePort();
   agent = await startAgent(dir, agentConfig({ dir, httpPort: port, namespaces: [NS] }));
 });

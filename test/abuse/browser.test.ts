@@ -5,16 +5,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import { agentConfig, freePort, openTempDir, startAgent, stopAgent, sumMetric, type RunningAgent } from '../faults/harness.ts';
+import { agentConfig, freePort, startAgent, stopAgent, sumMetric, type RunningAgent } from '../faults/harness.ts';
 import { startApi, type TestApi } from '../http/helpers.ts';
 import { request } from './http-client.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'browser.ns';
 let agent: RunningAgent;
 let port: number;
 
 before(async () => {
-  const dir = openTempDir('browser');
+  const dir = tempDir('browser').dir;
   port = await freePort();
   agent = await startAgent(dir, agentConfig({ dir, httpPort: port, namespaces: [NS] }));
 });

@@ -6,8 +6,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { agentConfig, freePort, openTempDir, sumMetric, startAgent, stopAgent, type RunningAgent } from '../faults/harness.ts';
+import { agentConfig, freePort, sumMetric, startAgent, stopAgent, type RunningAgent } from '../faults/harness.ts';
 import { healthWatch, request } from './http-client.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'bounds.ns';
 const HEALTH_BOUND_MS = 1000;
@@ -15,7 +16,7 @@ const RSS_BOUND_MB = 600;
 const started: RunningAgent[] = [];
 
 async function agent(): Promise<{ a: RunningAgent; port: number }> {
-  const dir = openTempDir('bounds');
+  const dir = tempDir('bounds').dir;
   const port = await freePort();
   const a = await startAgent(dir, agentConfig({ dir, httpPort: port, namespaces: [NS] }));
   started.push(a);

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort } from '../helpers/servers.ts';
-import { runAgent, tempDir, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const TOKEN = 'race-test-token';
 const SECRET = 'SECRET-7f3a9c-outside-the-log-folders';
@@ -46,7 +47,7 @@ describe('/log/offset on a log folder other users can write', () => {
   let url: string;
 
   before(async () => {
-    dir = tempDir('ns-agent-race-');
+    dir = tempDir('ns-agent-race-').dir;
     logDir = path.join(dir, 'shared-logs');
     secretDir = path.join(dir, 'secret');
     mkdirSync(logDir);

@@ -7,8 +7,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort } from '../helpers/servers.ts';
 import { writeConfig } from '../helpers/agent-process.ts';
-import { pluginRepo, tempDir } from '../plugins/helpers.ts';
-import { startAgent, stopAgent, waitUntil, type RunningAgent } from '../faults/harness.ts';
+import { pluginRepo } from '../plugins/helpers.ts';
+import { startAgent, stopAgent, type RunningAgent } from '../faults/harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const NS = 'modes.ns';
 

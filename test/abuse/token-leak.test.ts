@@ -7,9 +7,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort } from '../helpers/servers.ts';
-import { agentCommand, runAgent, tempDir, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { agentCommand, runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
 import { RegistryServer } from '../registry/registry-server.ts';
 import { FakeInflux } from '../sender/fake-influx.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const HOST = 'token-host';
 const NS = 'tok.ns';
@@ -44,7 +45,7 @@ before(async () => {
   v2.handler = (r) =>
     r.path === '/api/v2/write' && v2.writes().length <= 1 ? { status: 401, body: { code: 'unauthorized', message: 'unauthorized access' } } : undefined;
   v1.handler = (r) => (r.path === '/write' && v1.writes().length <= 2 ? { status: 500, body: { error: 'engine: cannot write' } } : undefined);
-  dir = tempDir('ns-agent-tokens-');
+  dir = tempDir('ns-agent-tokens-').dir;
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
   file = writeConfig(dir, {

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { minimalAgentConfig, runAgent, tempDir, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { minimalAgentConfig, runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 // A generous liveness bound: tsx start-up takes a second or two; a blocked read never ends.
 const PROMPT_MS = 20_000;
@@ -22,7 +23,7 @@ async function promptCommand(args: string[], env: NodeJS.ProcessEnv = {}): Promi
 }
 
 test('check -f on a FIFO exits 2 at once with a sentence, instead of waiting for a writer', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const fifo = path.join(dir, 'agent.json');
   execFileSync('mkfifo', [fifo]);
   const { code, output } = await promptCommand(['check', '-f', fifo]);
@@ -31,7 +32,7 @@ test('check -f on a FIFO exits 2 at once with a sentence, instead of waiting for
 });
 
 test('check -f on a folder or an oversized file exits 2 with a sentence', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const folder = await promptCommand(['check', '-f', dir]);
   assert.equal(folder.code, 2, folder.output);
   assert.match(folder.output, /is a folder, not a regular file/);
@@ -43,7 +44,7 @@ test('check -f on a folder or an oversized file exits 2 with a sentence', async 
 });
 
 test('SIGHUP while the config path is a FIFO: refused with a log line, the agent keeps answering and keeps its config', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { port, config } = await minimalAgentConfig(dir);
   const file = writeConfig(dir, config);
   const run = runAgent(['start', '-f', file]);
@@ -72,7 +73,7 @@ test('SIGHUP while the config path is a FIFO: refused with a log line, the agent
 });
 
 test('check warns (exit 0) when a config readable by others holds a token in clear (not when 0600 or ${ENV}), and when dataDir is open', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   const { config } = await minimalAgentConfig(dir);
   const clear = writeConfig(dir, { ...config, http: { ...config.http, token: 'in-clear-token' } }, 'clear.json');
   chmodSync(clear, 0o644);

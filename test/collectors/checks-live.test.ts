@@ -5,9 +5,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../src/clock.ts';
@@ -16,8 +15,9 @@ import { PortChecker } from '../../src/collectors/port-check.ts';
 import { ProcessChecker } from '../../src/collectors/process-check.ts';
 import { MetricBatch } from '../../src/collectors/types.ts';
 import type { Metric } from '../../src/points/metric.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'nsagent-checks-'));
+const tmp = tempDir('nsagent-checks-').dir;
 const children = new Set<ChildProcess>();
 after(() => {
   for (const c of children) c.kill('SIGKILL');
@@ -138,7 +138,7 @@ describe('port checks on loopback', () => {
 describe('process checks on real child processes', () => {
   // A copy of sleep under a unique name: comm is the file name, so no other process matches.
   const name = `nsa${randomBytes(4).toString('hex')}`; // 11 characters, under comm's 15
-  const dir = mkdtempSync(path.join(tmp, 'bin-'));
+  const dir = tempDir('bin', tmp).dir;
   const binary = path.join(dir, name);
   copyFileSync('/bin/sleep', binary);
 

@@ -7,8 +7,7 @@
 // UPDATE_GOLDEN=1 rewrites the expected files; review the diff before committing it.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HostStatsCollector } from '../../src/collectors/host-stats.ts';
@@ -19,9 +18,10 @@ import type { Metric } from '../../src/points/metric.ts';
 import { collectSchema } from '../../src/config/schema.ts';
 import { Normaliser } from '../../src/points/normalise.ts';
 import type { Clock } from '../../src/clock.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const fixtures = fileURLToPath(new URL('../fixtures/procroot/', import.meta.url));
-const tmp = mkdtempSync(path.join(tmpdir(), 'nsagent-golden-'));
+const tmp = tempDir('nsagent-golden-').dir;
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A clock the test moves: the diskio interval (io_util) is the time between two collections. */

@@ -7,22 +7,16 @@ import assert from 'node:assert/strict';
 import { collectSchema } from '../../src/config/schema.ts';
 import type { Accumulator, Collector } from '../../src/collectors/types.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import type { MetricSink, PushResult } from '../../src/points/metric.ts';
 import type { PluginEntry, RegistrySnapshot } from '../../src/registry/types.ts';
 import { CHECKS_OWNER, Reconciler, SYSTEM_OWNER } from '../../src/collectors/reconciler.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
-import { FakeClock } from '../scheduler/fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
+import { RecordingSink, type Push } from '../helpers/recording-sink.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const T0 = 1_700_000_000_500;
 
-class RecordingSink implements MetricSink {
-  readonly pushes: Array<{ ns: string; names: string[]; timestamps: number[] }> = [];
-  async push(ns: string, metrics: readonly unknown[]): Promise<PushResult> {
-    const ms = metrics as Array<{ name: string; timestamp: number }>;
-    this.pushes.push({ ns, names: ms.map((m) => m.name), timestamps: ms.map((m) => m.timestamp) });
-    return { accepted: metrics.length, rejected: [] };
-  }
-}
+const names = (p: Push): string[] => p.metrics.map((m) => m.name);
 
 class CountingCollector implements Collector {
   readonly name = 'system';
@@ -71,12 +65,12 @@ describe('Reconciler', () => {
     reconciler.apply(snapshot(['a', 'b', 'c']));
     await scheduler.start();
     const next = scheduler.describeJob(SYSTEM_OWNER, 'system')!.nextRunAt;
-    await clock.advance(next - clock.now());
+    await clock.advanceSettled(next - clock.now());
     assert.equal(system.calls, 1);
-    assert.deepEqual(sink.pushes.map((p) => p.ns).sort(), ['a', 'b', 'c']);
+    assert.deepEqual(sink.pushes.map((p) => p.namespace).sort(), ['a', 'b', 'c']);
     for (const p of sink.pushes) {
-      assert.deepEqual(p.names, ['cpu', 'mem']);
-      assert.deepEqual(p.timestamps, [Math.floor(next / 1000), Math.floor(next / 1000)], 'stamped with the planned time');
+      assert.deepEqual(names(p), ['cpu', 'mem']);
+      assert.deepEqual(p.metrics.map((m) => m.timestamp), [Math.floor(next / 1000), Math.floor(next / 1000)], 'stamped with the planned time');
     }
     await scheduler.stop();
   });
@@ -98,7 +92,7 @@ describe('Reconciler', () => {
     const checks = { ports: [CLOSED_PORT], processes: [] };
     reconciler.apply(snapshot(['a', 'b'], { a: checks, b: checks }));
     await scheduler.start();
-    await clock.advance(12_000); // the system job has run once
+    await clock.advanceSettled(12_000); // the system job has run once
     const sys1 = scheduler.describeJob(SYSTEM_OWNER, 'system')!;
     const a1 = scheduler.describeJob(CHECKS_OWNER, 'checks:a')!;
     assert.equal(sys1.runs, 1);
@@ -114,17 +108,14 @@ describe('Reconciler', () => {
     assert.ok(scheduler.describeJob(CHECKS_OWNER, 'checks:c'));
 
     sink.pushes.length = 0;
-    await clock.advance(sys2.nextRunAt - clock.now());
-    assert.deepEqual(sink.pushes.filter((p) => p.names.includes('cpu')).map((p) => p.ns).sort(), ['a', 'c'], 'gone namespace gets no copy');
+    await clock.advanceSettled(sys2.nextRunAt - clock.now());
+    assert.deepEqual(sink.pushes.filter((p) => names(p).includes('cpu')).map((p) => p.namespace).sort(), ['a', 'c'], 'gone namespace gets no copy');
 
     // a's checks run with the new list: two port_check points.
-    await clock.advance(a2.nextRunAt - clock.now());
-    const deadline = Date.now() + 5000;
-    while (!sink.pushes.some((p) => p.ns === 'a' && p.names.includes('port_check')) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const aChecks = sink.pushes.find((p) => p.ns === 'a' && p.names.includes('port_check'))!;
-    assert.deepEqual(aChecks.names, ['port_check', 'port_check']);
+    await clock.advanceSettled(a2.nextRunAt - clock.now());
+    // The port checks dial a real (closed) port: no fake-clock event tells when they answered.
+    const aChecks = await waitUntil("a's port checks", () => sink.pushes.find((p) => p.namespace === 'a' && names(p).includes('port_check')));
+    assert.deepEqual(names(aChecks), ['port_check', 'port_check']);
     await scheduler.stop();
   });
 
@@ -139,11 +130,11 @@ describe('Reconciler', () => {
     reconciler.apply(snapshot(['a']));
     await scheduler.start();
     const next = scheduler.describeJob(SYSTEM_OWNER, 'system')!.nextRunAt;
-    await clock.advance(next - clock.now());
+    await clock.advanceSettled(next - clock.now());
     assert.equal(scheduler.describeJob(SYSTEM_OWNER, 'system')!.running, true);
     reconciler.apply(snapshot(['a', 'b']));
     assert.equal(scheduler.describeJob(SYSTEM_OWNER, 'system')!.running, true);
-    await clock.advance(10_000);
+    await clock.advanceSettled(10_000);
     assert.equal(system.calls, 1, 'not started twice');
     assert.equal(scheduler.describeJob(SYSTEM_OWNER, 'system')!.skipped, 1);
     release();
@@ -189,7 +180,7 @@ describe('Reconciler', () => {
     });
     failing.apply(snapshot(['a', 'b']));
     await scheduler.start();
-    await clock.advance(10_000);
+    await clock.advanceSettled(10_000);
     assert.equal((failing.status() as { pushFailures: number }).pushFailures, 2);
     assert.equal(scheduler.describeJob(SYSTEM_OWNER, 'system')!.failed, 0);
     await scheduler.stop();

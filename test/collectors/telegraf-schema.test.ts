@@ -7,11 +7,13 @@
 // A real agent process (in-process relay, gateway sender) writes to a real influxd 1.8 and 1.6.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pollFor, runAgent, tempDir, writeConfig } from '../helpers/agent-process.ts';
-import { freePort, quoteIdent, startInfluxd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
+import { minimalAgentConfig, runAgent, writeConfig } from '../helpers/agent-process.ts';
+import { quoteIdent, startInfluxd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const REFERENCE = fileURLToPath(new URL('../fixtures/procroot/telegraf-system-inputs.lp', import.meta.url));
 const MEASUREMENTS = ['cpu', 'disk', 'diskio', 'mem', 'net', 'processes', 'swap', 'system'];
@@ -51,7 +53,7 @@ for (const version of ['1.8', '1.6'] as InfluxVersion[]) {
   describe(`Telegraf and the agent share an influxd ${version} database`, () => {
     test('no field-type conflict either way; the same field names and types per measurement', async () => {
       const influx = await startInfluxd({ version });
-      const dir = tempDir(`telegraf-schema-${version}-`);
+      const dir = tempDir(`telegraf-schema-${version}-`).dir;
       const [REF, SHARED, AGENT] = ['tg_ref', 'tg_shared', 'tg_agent'];
       for (const db of [REF, SHARED, AGENT]) await influx.createDatabase(db);
 
@@ -62,28 +64,20 @@ for (const version of ['1.8', '1.6'] as InfluxVersion[]) {
         assert.equal(r.status, 204, `reference into ${db}: ${r.text}`);
       }
 
-      writeFileSync(
-        path.join(dir, 'registry.json'),
-        JSON.stringify({ hosts: { '*': { namespaces: [SHARED, AGENT], checks: {}, plugins: {} } } }),
-      );
-      const port = await freePort();
-      const config = writeConfig(dir, {
+      const { port, config: agentConfig } = await minimalAgentConfig(dir, {
         hostname: 'benchhost',
-        dataDir: 'data',
-        log: { level: 'info', dir: 'log', pretty: 'always' },
-        registry: { source: 'file', file: 'registry.json' },
         collect: { systemIntervalSec: 1, checksIntervalSec: 60 },
         sender: { backends: [{ name: 'influx', url: influx.url, api: 'v1' }], flushIntervalMs: 100 },
-        http: { listen: `127.0.0.1:${port}` },
-      });
+      }, { hosts: { '*': { namespaces: [SHARED, AGENT], checks: {}, plugins: {} } } });
+      const config = writeConfig(dir, agentConfig);
       const agent = runAgent(['start', '-f', config]);
       await agent.waitFor(/agent started/);
       // Three system collections: the second and later carry cpu and diskio's io_util.
-      await pollFor('three system collections', async () => {
+      await waitUntil('three system collections', async () => {
         const res = await fetch(`http://127.0.0.1:${port}/me/status`);
         const status = ((await res.json()) as { data: { scheduler: { namespaces: Record<string, { runs: number }> } } }).data;
         return (status.scheduler.namespaces['*']?.runs ?? 0) >= 3 ? true : undefined;
-      }, 60_000);
+      }, { timeoutMs: 60_000, everyMs: 200 });
       agent.child.kill('SIGTERM'); // flushes what the sender holds, then exits
       assert.equal((await agent.exited).code, 0, agent.output().slice(-3000));
 

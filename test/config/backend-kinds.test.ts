@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { agentCommand, tempDir, writeConfig } from '../helpers/agent-process.ts';
+import { agentCommand, writeConfig } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function config(dir: string, backends: unknown[]): string {
   writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
@@ -13,7 +14,7 @@ function config(dir: string, backends: unknown[]): string {
 }
 
 test('check accepts VictoriaMetrics backends beside InfluxDB ones, with a kind or without', async () => {
-  const dir = tempDir();
+  const { dir } = tempDir('ns-agent-kinds-');
   const file = config(dir, [
     { name: 'influx', url: 'http://127.0.0.1:8086', api: 'v2', org: 'o' },
     { name: 'influx-explicit', kind: 'influxdb', url: 'http://127.0.0.1:8087', createDatabase: false },
@@ -25,7 +26,7 @@ test('check accepts VictoriaMetrics backends beside InfluxDB ones, with a kind o
 });
 
 test('check refuses an unknown kind and keys of another kind, each with its JSON path', async () => {
-  const dir = tempDir();
+  const { dir } = tempDir('ns-agent-kinds-');
   const file = config(dir, [
     { name: 'prom', kind: 'prometheus', url: 'http://127.0.0.1:9090' },
     { name: 'vm-api', kind: 'victoriametrics', url: 'http://127.0.0.1:8428', api: 'v2', createDatabase: true },

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { agentCommand, tempDir, writeConfig } from '../helpers/agent-process.ts';
+import { agentCommand, writeConfig } from '../helpers/agent-process.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 test('check and start refuse, all at once with their JSON paths, every mistake the parts used to find only when built', async () => {
-  const dir = tempDir();
+  const dir = tempDir().dir;
   writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
   const file = writeConfig(dir, {
     hostname: 'web-1\\',

@@ -5,24 +5,14 @@
 // message, so the test knows exactly which points were sent and counts them in InfluxDB.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { databaseFor } from '../../src/sender/backend-client.ts';
-import { pollFor, runAgent, writeConfig } from '../helpers/agent-process.ts';
-import { TestRepo, tempDir } from '../plugins/helpers.ts';
-import {
-  createTopic,
-  freePort,
-  nsqdStats,
-  readAll,
-  startInfluxd,
-  startNsqd,
-  stopAll,
-  type InfluxdHandle,
-  type NsqdHandle,
-} from '../helpers/servers.ts';
+import { minimalAgentConfig, runAgent, writeConfig } from '../helpers/agent-process.ts';
+import { TestRepo } from '../plugins/helpers.ts';
+import { createTopic, nsqdStats, readAll, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const ALPHA = 'e2e.alpha';
 const BETA = 'e2e beta ü'; // not a valid NSQ topic name: mapped on the way, exact in the data
@@ -90,38 +80,31 @@ test('agent → nsqd → relay → influxd: every point sent is counted in its n
   repo.commit({
     'plugin.sh': '#!/bin/bash\necho "[{\\"name\\": \\"qps\\", \\"value\\": 12.5, \\"tags\\": {\\"api\\": \\"login\\"}}]"\n',
   });
-  writeFileSync(
-    path.join(dir, 'registry.json'),
-    JSON.stringify({
-      hosts: {
-        '*': {
-          namespaces: [ALPHA, BETA],
-          checks: { [ALPHA]: { ports: [{ port: nsqd.tcpPort, connect: true }], processes: [{ name: 'nsqd' }] } },
-          plugins: { [ALPHA]: [{ repo: repo.url, interval: 1 }] },
-        },
+  const registry = {
+    hosts: {
+      '*': {
+        namespaces: [ALPHA, BETA],
+        checks: { [ALPHA]: { ports: [{ port: nsqd.tcpPort, connect: true }], processes: [{ name: 'nsqd' }] } },
+        plugins: { [ALPHA]: [{ repo: repo.url, interval: 1 }] },
       },
-    }),
-  );
+    },
+  };
   // A channel gets only what is published after it exists: both are made before the agent runs.
   for (const ns of [ALPHA, BETA]) {
     await createTopic(nsqd.httpAddress, topicFor(ns), 'audit');
     await createTopic(nsqd.httpAddress, topicFor(ns), 'relay');
   }
 
-  const port = await freePort();
-  const config = writeConfig(dir, {
+  const { port, config: agentConfig } = await minimalAgentConfig(dir, {
     hostname: 'e2e-host',
-    dataDir: 'data',
-    log: { level: 'info', dir: 'log', pretty: 'always' },
-    registry: { source: 'file', file: 'registry.json' },
     collect: { systemIntervalSec: 1, checksIntervalSec: 1 },
     plugins: { cacheDir: 'cache', allowLocalRepos: true },
     nsq: { nsqdTcpAddresses: [nsqd.tcpAddress] },
     // nsqd may hand one last message to a relay that is closing; it comes back after this.
     relay: { enabled: true, messageTimeoutMs: 5000 },
     sender: { backends: [{ name: 'influx', url: influx.url, api: 'v1' }], flushIntervalMs: 100 },
-    http: { listen: `127.0.0.1:${port}` },
-  });
+  }, registry);
+  const config = writeConfig(dir, agentConfig);
 
   const agent = runAgent(['start', '-f', config]);
   await agent.waitFor(/agent started/);
@@ -135,25 +118,25 @@ test('agent → nsqd → relay → influxd: every point sent is counted in its n
   assert.equal(((await posted.json()) as { data: { accepted: number } }).data.accepted, POSTED);
 
   // Let the plugin and the collectors run a few times; the agent reports its runs.
-  await pollFor('three plugin runs and system collections', async () => {
+  await waitUntil('three plugin runs and system collections', async () => {
     const res = await fetch(`http://127.0.0.1:${port}/me/status`);
     const status = ((await res.json()) as { data: { scheduler: { namespaces: Record<string, { runs: number }> } } }).data;
     const ns = status.scheduler.namespaces;
     return (ns['*']?.runs ?? 0) >= 3 && (ns[ALPHA]?.runs ?? 0) >= 6 ? true : undefined;
-  }, 30_000);
+  }, { timeoutMs: 30_000, everyMs: 200 });
   agent.child.kill('SIGTERM');
   assert.equal((await agent.exited).code, 0, agent.output().slice(-3000));
 
   // What the agent published after its relay stopped waits in nsqd: a gateway relay drains it.
   const relay = runAgent(['relay', '-f', config]);
   await relay.waitFor(/agent started/);
-  await pollFor('the relay channel to drain', async () => {
+  await waitUntil('the relay channel to drain', async () => {
     const stats = await nsqdStats(nsqd.httpAddress);
     const busy = stats.topics.some((t) =>
       t.channels.some((c) => c.channel_name === 'relay' && c.depth + c.in_flight_count + c.deferred_count > 0),
     );
     return busy ? undefined : true;
-  }, 30_000).catch(async (err: Error) => {
+  }, { timeoutMs: 30_000, everyMs: 200 }).catch(async (err: Error) => {
     const stats = JSON.stringify((await nsqdStats(nsqd.httpAddress)).topics);
     throw new Error(`${err.message}; nsqd: ${stats}\nrelay output:\n${relay.output().slice(-3000)}`);
   });

@@ -9,23 +9,8 @@ import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.t
 import { makeTestCerts, type TestCerts } from '../helpers/certs.ts';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { startToxiproxy, type ToxiLink, type ToxiproxyHandle } from '../helpers/toxiproxy.ts';
-import {
-  AgentApi,
-  MEASUREMENT,
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  freePort,
-  missingValues,
-  openTempDir,
-  postAll,
-  postLoop,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  type RunningAgent,
-} from './harness.ts';
+import { AgentApi, MEASUREMENT, agentConfig, arrivedCount, droppedCount, freePort, missingValues, postAll, postLoop, report, settle, startAgent, stopAgent, type RunningAgent } from './harness.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'dc2.link';
 
@@ -52,7 +37,7 @@ before(async () => {
   toNsqd = await toxiproxy.link('agent_to_nsqd', nsqd.tcpAddress);
   toInflux = await toxiproxy.link('gateway_to_influx', `127.0.0.1:${influx.port}`);
 
-  const agentDir = openTempDir('badlink-agent');
+  const agentDir = tempDir('badlink-agent').dir;
   agent = await startAgent(
     agentDir,
     agentConfig({
@@ -67,7 +52,7 @@ before(async () => {
     }),
   );
 
-  const gwDir = openTempDir('badlink-gw');
+  const gwDir = tempDir('badlink-gw').dir;
   const gwPort = await freePort();
   const gwConfig = agentConfig({
     dir: gwDir,

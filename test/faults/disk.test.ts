@@ -9,20 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
-import {
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  freePort,
-  openTempDir,
-  postAll,
-  postLoop,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-} from './harness.ts';
+import { agentConfig, arrivedCount, droppedCount, freePort, postAll, postLoop, report, settle, startAgent, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'faults.disk';
 let influxd: InfluxdHandle;
@@ -41,7 +30,7 @@ function segmentFiles(dir: string): string[] {
 }
 
 test('disk full with logs on the same disk: the agent keeps running, refuses and counts, resumes when space returns', { timeout: 180_000 }, async () => {
-  const dir = openTempDir('fault-disk');
+  const dir = tempDir('fault-disk').dir;
   const small = path.join(dir, 'small');
   mkdirSync(small);
   // A real ENOSPC needs a real small file system: tmpfs (root may mount it).
@@ -81,10 +70,10 @@ test('disk full with logs on the same disk: the agent keeps running, refuses and
     await waitUntil('the spool refuses appends and the log cannot be written', async () => {
       const st = await statusOrDeath();
       return (st.publish.counters.dropped.spool_error ?? 0) > 0 && (st.log?.writeFailures ?? 0) > 0;
-    }, 90_000, 200);
+    }, { timeoutMs: 90_000, everyMs: 200 });
     // Keep the full disk under load a little longer: the agent must live through it.
     const refusedSoFar = loop.totals.unacked;
-    await waitUntil('more posts refused on the full disk', () => loop.totals.unacked >= refusedSoFar + 2000, 30_000);
+    await waitUntil('more posts refused on the full disk', () => loop.totals.unacked >= refusedSoFar + 2000, { timeoutMs: 30_000 });
     await loop.stop();
     sent += loop.totals.acked + loop.totals.unacked;
     assert.ok(await api.health(), 'the agent answers /health with its disk full');
@@ -98,7 +87,7 @@ test('disk full with logs on the same disk: the agent keeps running, refuses and
     // Space returns: the next log line is written and the spool takes points again.
     rmSync(filler);
     agent.run.child.kill('SIGHUP'); // a reload logs a line
-    await waitUntil('the log is written again', async () => (await api.status()).log.writable === true, 20_000);
+    await waitUntil('the log is written again', async () => (await api.status()).log.writable === true, { timeoutMs: 20_000 });
     const spooledBefore = (await api.status()).publish.counters.spooledLines as number;
     const again = await postAll(api, NS, 'disk', loop.totals.next, 2000, 200);
     sent += again.acked + again.unacked;
@@ -112,7 +101,7 @@ test('disk full with logs on the same disk: the agent keeps running, refuses and
     await waitUntil('the spool is empty and its segments deleted', async () => {
       const st = await api.status();
       return st.publish.spool.bytes === 0 && st.publish.spool.segments === 0 && segmentFiles(spoolDir).length === 0;
-    }, 30_000);
+    }, { timeoutMs: 30_000 });
     const st = await api.status();
     report('disk full, logs on the same disk', { sent, arrived, dropped, unacked: loop.totals.unacked + again.unacked },
       `log write failures ${st.log.writeFailures}, log lines dropped ${st.log.droppedLines}, spool failed appends ${st.publish.spool.failedAppends}`);

@@ -9,7 +9,9 @@ import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.t
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { makeMessages, TestWriter } from '../relay/nsq-writer.ts';
-import { AgentApi, agentConfig, arrivedCount, droppedCount, freePort, openTempDir, points, report, settle, stopAgent, waitUntil } from './harness.ts';
+import { AgentApi, agentConfig, arrivedCount, droppedCount, freePort, points, report, settle, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let nsqd: NsqdHandle;
 let influx: InfluxdHandle;
@@ -30,7 +32,7 @@ interface Gateway {
 
 /** `agent relay -f cfg` on the shared nsqd and influxd, consuming `namespaces` on channel "gateway". */
 async function startGateway(name: string, namespaces: string[], extra: Record<string, Record<string, unknown>> = {}): Promise<Gateway> {
-  const dir = openTempDir(`gw-${name}`);
+  const dir = tempDir(`gw-${name}`).dir;
   const httpPort = await freePort();
   const config = agentConfig({
     dir,
@@ -105,7 +107,7 @@ describe('the gateway (agent relay) of a data centre', () => {
     })();
     try {
       // Both are taking messages before one dies.
-      await waitUntil('both gateways received messages', async () => (await relayReceived(a.api, topic)) > 20 && (await relayReceived(b.api, topic)) > 20, 30_000);
+      await waitUntil('both gateways received messages', async () => (await relayReceived(a.api, topic)) > 20 && (await relayReceived(b.api, topic)) > 20, { timeoutMs: 30_000 });
       a.run.child.kill('SIGKILL');
       await a.run.exited;
       await publishing;

@@ -1,23 +1,15 @@
 // Shared by the fault and abuse suites: the whole agent as a separate process (bin/agent start)
 // in front of a real nsqd and influxd, its API as a client, unique points whose arrival can be
 // counted in InfluxDB, and the agent's own drop counters read back from /metrics.
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
 import { freePort, startNsqd, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 
 export const HOSTNAME = 'fault-host';
-
-/** A temp folder with mode 0755: plugins run as `nobody` when the tests run as root. */
-export function openTempDir(prefix: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), `nsagent-${prefix}-`));
-  chmodSync(dir, 0o755);
-  return dir;
-}
 
 export interface AgentConfigOptions {
   dir: string;
@@ -223,16 +215,6 @@ export async function settle(read: () => Promise<number>, want: number, timeoutM
     last = v;
   }
   return last;
-}
-
-/** Polls `check` until it is true or the deadline passes (for states with no event to await). */
-export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 20_000, everyMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-    await delay(everyMs);
-  }
 }
 
 export interface Figures {

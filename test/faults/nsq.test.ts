@@ -5,22 +5,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nsqdStats, startInfluxd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
-import {
-  type AgentApi,
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  durableNsqd,
-  freePort,
-  openTempDir,
-  postAll,
-  postLoop,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-} from './harness.ts';
+import { type AgentApi, agentConfig, arrivedCount, droppedCount, durableNsqd, freePort, postAll, postLoop, report, settle, startAgent, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let influxd: InfluxdHandle;
 
@@ -50,7 +37,7 @@ async function nsqLinksUp(api: AgentApi, nsqd: NsqdHandle, topic: string): Promi
 }
 
 test('nsqd SIGKILLed and restarted under load: everything acknowledged arrives, nothing dropped', { timeout: 90_000 }, async () => {
-  const dir = openTempDir('fault-nsqd');
+  const dir = tempDir('fault-nsqd').dir;
   const nsqd = await durableNsqd();
   const ns = 'faults.nsqd_kill';
   // relay.maxInFlight 1: nsqd keeps a consumer's in-flight messages in memory only, and buffers
@@ -69,7 +56,7 @@ test('nsqd SIGKILLed and restarted under load: everything acknowledged arrives, 
     await waitUntil('points acknowledged while nsqd is down', () => loop.totals.acked >= ackedBeforeRestart + 500);
     const spooled = await agent.api.metric('nsagent_publish_spooled_lines_total');
     await nsqd.restart();
-    await waitUntil('points published after the restart', async () => (await agent.api.metric('nsagent_publish_replayed_lines_total')) >= spooled && loop.totals.acked >= ackedBeforeRestart + 1000, 30_000);
+    await waitUntil('points published after the restart', async () => (await agent.api.metric('nsagent_publish_replayed_lines_total')) >= spooled && loop.totals.acked >= ackedBeforeRestart + 1000, { timeoutMs: 30_000 });
     await loop.stop();
 
     const sent = loop.totals.acked;
@@ -87,7 +74,7 @@ test('nsqd SIGKILLed and restarted under load: everything acknowledged arrives, 
 });
 
 test('agent SIGKILLed mid-flow and restarted: nothing acknowledged is lost (spool and nsqd)', { timeout: 90_000 }, async () => {
-  const dir = openTempDir('fault-agentkill');
+  const dir = tempDir('fault-agentkill').dir;
   const nsqd = await durableNsqd();
   const ns = 'faults.agent_kill';
   const config = agentConfig({ dir, httpPort: await freePort(), nsqd, influxd, namespaces: [ns] });
@@ -133,7 +120,7 @@ test('agent SIGKILLed mid-flow and restarted: nothing acknowledged is lost (spoo
 });
 
 test('spool full while nsqd is down: refused requests get 503, counted as dropped; the rest arrives', { timeout: 90_000 }, async () => {
-  const dir = openTempDir('fault-spoolfull');
+  const dir = tempDir('fault-spoolfull').dir;
   const nsqd = await durableNsqd();
   const ns = 'faults.spool_full';
   const maxBytes = 64 * 1024;

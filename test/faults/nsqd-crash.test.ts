@@ -8,21 +8,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nsqdStats, startInfluxd, stopAll, type InfluxdHandle, type NsqdChannelStats, type NsqdHandle } from '../helpers/servers.ts';
-import {
-  type AgentApi,
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  durableNsqd,
-  freePort,
-  openTempDir,
-  points,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-} from './harness.ts';
+import { type AgentApi, agentConfig, arrivedCount, droppedCount, durableNsqd, freePort, points, report, settle, startAgent, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const BATCHES = 20;
 const PER_BATCH = 100;
@@ -104,8 +92,7 @@ async function round(api: AgentApi, nsqds: NsqdHandle[], victim: NsqdHandle, ns:
       }
       return true;
     },
-    60_000,
-    200,
+    { timeoutMs: 60_000, everyMs: 200 },
   );
   const arrived = await settle(() => arrivedCount(influxd, ns, caseTag), acked, 5000);
   return { acked, unacked, killed, arrived };
@@ -121,7 +108,7 @@ interface CaseResult {
 }
 
 async function runCase(name: string, replicas: number, rounds: number): Promise<{ result: CaseResult; dropped: number }> {
-  const dir = openTempDir(`fault-crash-r${replicas}`);
+  const dir = tempDir(`fault-crash-r${replicas}`).dir;
   const nsqds = await Promise.all(Array.from({ length: replicas }, () => durableNsqd()));
   const namespaces = Array.from({ length: rounds }, (_, k) => `crash.r${replicas}_${k}`);
   const config = agentConfig({

@@ -6,19 +6,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
-import {
-  agentConfig,
-  droppedCount,
-  freePort,
-  openTempDir,
-  pluginRepo,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-  type RunningAgent,
-} from './harness.ts';
+import { agentConfig, droppedCount, freePort, pluginRepo, report, settle, startAgent, stopAgent, type RunningAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'faults.plugins';
 // A marker no other process on the machine carries, so /proc can be searched for the plugin's children.
@@ -54,7 +44,7 @@ function findProcs(needle: string): ProcInfo[] {
 
 before(async () => {
   [influxd, nsqd] = await Promise.all([startInfluxd(), startNsqd()]);
-  const dir = openTempDir('fault-plugins');
+  const dir = tempDir('fault-plugins').dir;
   // A bounded swarm: 150 sleeps in the background, then the script itself waits on them.
   repos.swarm = pluginRepo(dir, 'swarm', `#!/usr/bin/env bash\nfor i in $(seq 1 150); do sleep 3600.${MARK}1 & done\nwait\n`);
   // ~300 MB touched (bytes of 1, not zero pages), then a hang.
@@ -73,7 +63,7 @@ before(async () => {
     const list = await agent.api.get(`/plugins/list?ns=${NS}`);
     const plugins = (list.json?.data ?? []) as Array<{ ready?: boolean; problem?: string | null; lastRun?: unknown; running?: boolean }>;
     return plugins.length === 3 && plugins.every((p) => !p.problem);
-  }, 30_000, 200);
+  }, { timeoutMs: 30_000, everyMs: 200 });
 });
 
 after(async () => {

@@ -8,22 +8,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle } from '../helpers/servers.ts';
-import {
-  MEASUREMENT,
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  freePort,
-  openTempDir,
-  points,
-  postLoop,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-  type AgentApi,
-} from './harness.ts';
+import { MEASUREMENT, agentConfig, arrivedCount, droppedCount, freePort, points, postLoop, report, settle, startAgent, stopAgent, type AgentApi } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 after(stopAll);
 
@@ -46,7 +33,7 @@ async function healthyMarker(api: AgentApi, influxd: InfluxdHandle, ns: string, 
   const start = Date.now();
   const r = await api.post(ns, points('marker', 0, 500));
   assert.equal(r.status, 200, r.body);
-  await waitUntil('the healthy marker points stored', async () => (await arrivedCount(influxd, ns, 'marker')) === 500, MARKER_LIVENESS_MS, 50);
+  await waitUntil('the healthy marker points stored', async () => (await arrivedCount(influxd, ns, 'marker')) === 500, { timeoutMs: MARKER_LIVENESS_MS, everyMs: 50 });
   return { ms: Date.now() - start, settledBefore: await settledElsewhere() };
 }
 
@@ -99,7 +86,7 @@ function refusalWarnings(output: string): number {
 test('20,000 field-type conflicts in one namespace beside a healthy one: few requests, one warning, all counted, the healthy one arrives', { timeout: 240_000 }, async () => {
   const influxd = await startInfluxd();
   const nsqd = await startNsqd();
-  const dir = openTempDir('fault-refused');
+  const dir = tempDir('fault-refused').dir;
   const bad = 'faults.refused';
   const healthy = 'faults.healthy';
   // The conflict: the database holds "conflict".value as a string; the agent writes numbers.
@@ -124,7 +111,7 @@ test('20,000 field-type conflicts in one namespace beside a healthy one: few req
     const marker = await healthyMarker(agent.api, influxd, healthy, async () => deadLettered(dir).get(bad) ?? 0);
     const badSent = (posted.acked * 10) / 11;
     const goodSent = posted.acked / 11;
-    await waitUntil('the refused points all dead-lettered', () => (deadLettered(dir).get(bad) ?? 0) >= badSent, 120_000, 250);
+    await waitUntil('the refused points all dead-lettered', () => (deadLettered(dir).get(bad) ?? 0) >= badSent, { timeoutMs: 120_000, everyMs: 250 });
     await loop.stop();
 
     const healthySent = loop.totals.acked;
@@ -159,7 +146,7 @@ test('20,000 field-type conflicts in one namespace beside a healthy one: few req
 test('a series flood past max-values-per-tag in one namespace beside a healthy one: the healthy one all arrives, the refused are counted', { timeout: 240_000 }, async () => {
   const influxd = await startInfluxd({ maxValuesPerTag: 1000 });
   const nsqd = await startNsqd();
-  const dir = openTempDir('fault-tagflood');
+  const dir = tempDir('fault-tagflood').dir;
   const flood = 'faults.tagflood';
   const healthy = 'faults.healthy';
   const agent = await startAgent(dir, agentConfig({ dir, httpPort: await freePort(), nsqd, influxd, namespaces: [flood, healthy] }));
@@ -179,7 +166,7 @@ test('a series flood past max-values-per-tag in one namespace beside a healthy o
     await waitUntil('every flood point stored or dead-lettered', async () => {
       const stored = await countWhere(influxd, flood, 'flood', 'time > 0');
       return stored + (deadLettered(dir).get(flood) ?? 0) >= posted.acked;
-    }, 120_000, 250);
+    }, { timeoutMs: 120_000, everyMs: 250 });
     await loop.stop();
 
     const healthySent = loop.totals.acked;

@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { agentConfig, freePort, openTempDir, pluginRepo, report, startAgent, stopAgent, waitUntil } from './harness.ts';
+import { agentConfig, freePort, pluginRepo, report, startAgent, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'faults.shutdown';
 const PLUGINS = 12;
@@ -21,7 +23,7 @@ function sinkLines(dir: string): string[] {
 }
 
 test('shutdown under plugin load: runs finishing during the stop are published as successes', { timeout: 120_000 }, async () => {
-  const dir = openTempDir('fault-shutdown');
+  const dir = tempDir('fault-shutdown').dir;
   // Two seconds of work, then the metric: at every moment about two thirds of them are running.
   const script = `#!/usr/bin/env bash\nsleep 2\necho '[{"name":"work","fields":{"value":1}}]'\n`;
   const repos = Array.from({ length: PLUGINS }, (_, i) => pluginRepo(dir, `p${i}`, script));
@@ -39,7 +41,7 @@ test('shutdown under plugin load: runs finishing during the stop are published a
       const p = (await agent.api.status()).plugins as { runs: number; running: number };
       atStop = { runs: p.runs, running: p.running };
       return p.runs >= PLUGINS && p.running >= PLUGINS / 3;
-    }, 60_000, 50);
+    }, { timeoutMs: 60_000, everyMs: 50 });
   } finally {
     await stopAgent(agent.run);
   }

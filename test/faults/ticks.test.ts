@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { writeFileSync } from 'node:fs';
-import { agentConfig, freePort, openTempDir, pluginRepo, postLoop, report, startAgent, stopAgent, waitUntil } from './harness.ts';
+import { agentConfig, freePort, pluginRepo, postLoop, report, startAgent, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const NS = 'faults.ticks';
 const PLUGINS = 100;
@@ -23,7 +25,7 @@ interface TickAccount {
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 
 test('100 plugins at 1 s under load: ran + skipped + refused + running = due', { timeout: 180_000 }, async () => {
-  const dir = openTempDir('fault-ticks');
+  const dir = tempDir('fault-ticks').dir;
   const script = `#!/usr/bin/env bash\necho '[{"name":"tick","fields":{"value":1}}]'\n`;
   const repos = Array.from({ length: PLUGINS }, (_, i) => pluginRepo(dir, `t${i}`, script));
   const config = agentConfig({ dir, httpPort: await freePort(), namespaces: [NS] });
@@ -39,7 +41,7 @@ test('100 plugins at 1 s under load: ran + skipped + refused + running = due', {
       const list = await agent.api.get(`/plugins/list?ns=${NS}`);
       const plugins = (list.json?.data ?? []) as Array<{ problem?: string | null }>;
       return plugins.length === PLUGINS && plugins.every((p) => !p.problem);
-    }, 120_000, 250);
+    }, { timeoutMs: 120_000, everyMs: 250 });
     await delay(8_000); // some seconds of steady running under load (not a timing assertion)
     const st = await agent.api.status();
     const t = st.scheduler.ticksByOwner.plugins as TickAccount;

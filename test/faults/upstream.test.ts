@@ -5,22 +5,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { startInfluxd, startNsqd, stopAll, type InfluxdHandle } from '../helpers/servers.ts';
-import {
-  ControlledRegistry,
-  HOSTNAME,
-  agentConfig,
-  arrivedCount,
-  droppedCount,
-  freePort,
-  missingValues,
-  openTempDir,
-  postLoop,
-  report,
-  settle,
-  startAgent,
-  stopAgent,
-  waitUntil,
-} from './harness.ts';
+import { ControlledRegistry, HOSTNAME, agentConfig, arrivedCount, droppedCount, freePort, missingValues, postLoop, report, settle, startAgent, stopAgent } from './harness.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let influxd: InfluxdHandle;
 
@@ -34,7 +21,7 @@ after(stopAll);
 const INFLUX_OUTAGE_MS = 60_000;
 
 test('influxd down for a minute under steady traffic: NSQ holds it, all of it arrives, nothing dropped', { timeout: 240_000 }, async () => {
-  const dir = openTempDir('fault-influx');
+  const dir = tempDir('fault-influx').dir;
   const nsqd = await startNsqd();
   const ns = 'faults.influx_down';
   const agent = await startAgent(dir, agentConfig({ dir, httpPort: await freePort(), nsqd, influxd, namespaces: [ns] }));
@@ -47,7 +34,7 @@ test('influxd down for a minute under steady traffic: NSQ holds it, all of it ar
     await waitUntil('backend marked down and the relay paused', async () => {
       const st = await agent.api.status();
       return st.sender?.backends?.influx?.state === 'down' && (st.relay?.paused ?? []).length > 0;
-    }, 15_000, 200);
+    }, { timeoutMs: 15_000, everyMs: 200 });
     let healthy = 0;
     while (Date.now() - downAt < INFLUX_OUTAGE_MS) {
       assert.ok(await agent.api.health(), '/health answers during the outage');
@@ -56,7 +43,7 @@ test('influxd down for a minute under steady traffic: NSQ holds it, all of it ar
     }
     const ackedDuringOutage = loop.totals.acked;
     await influxd.restart();
-    await waitUntil('relay resumed', async () => ((await agent.api.status()).relay?.paused ?? []).length === 0, 20_000, 200);
+    await waitUntil('relay resumed', async () => ((await agent.api.status()).relay?.paused ?? []).length === 0, { timeoutMs: 20_000, everyMs: 200 });
     await delay(1000);
     await loop.stop();
 
@@ -73,7 +60,7 @@ test('influxd down for a minute under steady traffic: NSQ holds it, all of it ar
 });
 
 test('registry down, then answering garbage, then down across an agent restart: namespaces kept, traffic goes on', { timeout: 90_000 }, async () => {
-  const dir = openTempDir('fault-registry');
+  const dir = tempDir('fault-registry').dir;
   const nsqd = await startNsqd();
   const ns = 'faults.registry';
   const registry = new ControlledRegistry();
@@ -104,10 +91,10 @@ test('registry down, then answering garbage, then down across an agent restart: 
     await waitUntil('points accepted', () => loop.totals.acked >= 200);
     registry.mode = 'down';
     const before = registry.requests;
-    await waitUntil('polls failed while down', async () => registry.requests >= before + 3 && (await pollErrors()) > 0, 15_000, 200);
+    await waitUntil('polls failed while down', async () => registry.requests >= before + 3 && (await pollErrors()) > 0, { timeoutMs: 15_000, everyMs: 200 });
     registry.mode = 'garbage';
     const before2 = registry.requests;
-    await waitUntil('garbage answers polled', () => registry.requests >= before2 + 6, 15_000, 200);
+    await waitUntil('garbage answers polled', () => registry.requests >= before2 + 6, { timeoutMs: 15_000, everyMs: 200 });
     assert.ok(await agent.api.health());
     const me = await agent.api.get('/me/ns');
     assert.deepEqual(me.json.data.namespaces, [ns], 'the last good answer stays in force');

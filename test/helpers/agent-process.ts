@@ -1,8 +1,7 @@
 // Runs the real `bin/agent` as a child process for CLI and end-to-end tests: a temp folder with
 // its config, stdout lines awaited as events, and a guaranteed kill when the test ends.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './servers.ts';
@@ -18,10 +17,6 @@ export interface AgentRun {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function tempDir(prefix = 'ns-agent-test-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
-}
-
 /** Writes `config` as agent.json in `dir` and returns its path. */
 export function writeConfig(dir: string, config: unknown, name = 'agent.json'): string {
   const file = path.join(dir, name);
@@ -30,20 +25,22 @@ export function writeConfig(dir: string, config: unknown, name = 'agent.json'): 
 }
 
 /**
- * The smallest config an agent starts on: a file registry with no namespace, logs and data in
- * `dir`, HTTP on a free loopback port; `extra` adds or replaces top-level sections.
+ * The smallest config an agent starts on: a file registry (`registry`, written to
+ * registry.json; no namespace unless given), logs and data in `dir`, HTTP on a free loopback
+ * port; `extra` adds or replaces top-level sections (its `http` is laid over the listen address).
  */
-export async function minimalAgentConfig(dir: string, extra: Record<string, unknown> = {}) {
+export async function minimalAgentConfig(dir: string, extra: Record<string, unknown> = {}, registry: unknown = { hosts: { '*': { namespaces: [] } } }) {
   const port = await freePort();
-  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify({ hosts: { '*': { namespaces: [] } } }));
+  writeFileSync(path.join(dir, 'registry.json'), JSON.stringify(registry));
+  const { http, ...rest } = extra;
   return {
     port,
     config: {
       dataDir: 'data',
       log: { level: 'info', dir: 'log', pretty: 'always' },
       registry: { source: 'file', file: 'registry.json' },
-      http: { listen: `127.0.0.1:${port}` },
-      ...extra,
+      ...rest,
+      http: { listen: `127.0.0.1:${port}`, ...(http as Record<string, unknown> | undefined) },
     },
   };
 }
@@ -100,20 +97,6 @@ export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): AgentRun 
       });
     },
   };
-}
-
-/**
- * Polls `probe` every 200 ms until it answers a value; for state in another process (the agent,
- * a server) that offers nothing to subscribe to.
- */
-export async function pollFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 /** Runs a short command (check, stop, status, version) to its end. */

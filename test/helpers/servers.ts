@@ -4,17 +4,17 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Reader } from 'nsqjs';
 import type { Message } from 'nsqjs';
+import { tempDir as makeTempDir } from './temp-dir.ts';
 
 const START_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 15_000;
@@ -84,9 +84,10 @@ function removeTempRoot(): void {
   tempRoot = undefined;
 }
 
+/** A folder for one server's data, under the root that stopAll() removes. */
 export function tempDir(prefix: string): string {
-  tempRoot ??= mkdtempSync(join(tmpdir(), 'ns-agent-servers-'));
-  return mkdtempSync(join(tempRoot, prefix));
+  tempRoot ??= makeTempDir('servers').dir;
+  return makeTempDir(prefix, tempRoot).dir;
 }
 
 /** Stops every server started by these helpers (SIGTERM, awaited) and removes their temp dirs. */

@@ -1,9 +1,10 @@
 // The HTTP API over real HTTP on loopback, with fakes above the seam: info routes, plugin
 // routes with the replaced agent's query strings on GET and POST, auth on and off, the
 // envelope for unknown routes and methods, and the self-metrics.
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, PLUGIN_REPO, runResult, startApi, type TestApi } from './helpers.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const TOKEN = 's3cret-token';
 const enc = encodeURIComponent;
@@ -52,13 +53,7 @@ describe('HTTP API without a token', () => {
     const before = api.registry.polls;
     const pending = [call(`${api.url}/update`), call(`${api.url}/update`, { method: 'POST' }), call(`${api.url}/update`)];
     // No event says "all three arrived": poll the in-flight gauge (3 + the /metrics call itself).
-    const deadline = Date.now() + 5000;
-    for (;;) {
-      const m = await call(`${api.url}/metrics`);
-      if (/nsagent_http_requests_in_flight 4\b/.test(m.text)) break;
-      assert.ok(Date.now() < deadline, 'the three /update requests never were in flight together');
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await waitUntil('the three /update requests in flight together', async () => /nsagent_http_requests_in_flight 4\b/.test((await call(`${api.url}/metrics`)).text), { everyMs: 5 });
     release();
     const answers = await Promise.all(pending);
     for (const a of answers) {
@@ -183,11 +178,12 @@ describe('HTTP API without a token', () => {
 });
 
 describe('HTTP API with a token', () => {
+  // A fresh API for each case: what one case sent is not counted in another's assertions.
   let api: TestApi;
-  before(async () => {
+  beforeEach(async () => {
     api = await startApi({ http: { token: TOKEN, allowAnyNamespace: true } });
   });
-  after(() => api.close());
+  afterEach(() => api.close());
 
   const guarded: Array<[string, string, RequestInit?]> = [
     ['GET', `/plugins/update?ns=web&repo=${enc(PLUGIN_REPO)}`],
@@ -234,9 +230,13 @@ describe('HTTP API with a token', () => {
   });
 
   test('refusals are counted by reason', async () => {
+    for (const auth of [undefined, `Bearer ${TOKEN}x`, `Bearer ${TOKEN}y`, `Basic ${TOKEN}`]) {
+      const headers: Record<string, string> = auth === undefined ? {} : { authorization: auth };
+      assert.equal((await call(`${api.url}/update`, { headers })).status, 401);
+    }
     const r = await call(`${api.url}/metrics`);
-    assert.match(r.text, /nsagent_http_refused_total\{reason="auth_missing"\} [1-9]/);
-    assert.match(r.text, /nsagent_http_refused_total\{reason="auth_wrong"\} [1-9]/);
-    assert.match(r.text, /nsagent_http_refused_total\{reason="auth_malformed"\} [1-9]/);
+    assert.match(r.text, /nsagent_http_refused_total\{reason="auth_missing"\} 1\n/);
+    assert.match(r.text, /nsagent_http_refused_total\{reason="auth_wrong"\} 2\n/);
+    assert.match(r.text, /nsagent_http_refused_total\{reason="auth_malformed"\} 1\n/);
   });
 });

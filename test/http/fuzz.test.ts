@@ -4,8 +4,7 @@
 // good /post afterwards is still published to nsqd. Reproduce with FUZZ_SEED=<seed in the name>.
 import http from 'node:http';
 import net from 'node:net';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
@@ -20,6 +19,7 @@ import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { readAll, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { PLUGIN_REPO, startApi, type TestApi } from './helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1);
 const REQUESTS = Number(process.env.FUZZ_REQUESTS ?? 3000);
@@ -252,7 +252,7 @@ describe(`fuzz (seed ${SEED})`, () => {
   before(async () => {
     process.on('unhandledRejection', onUnhandled);
     nsqd = await startNsqd();
-    spoolDir = mkdtempSync(path.join(tmpdir(), 'ns-agent-fuzz-spool-'));
+    spoolDir = tempDir('ns-agent-fuzz-spool-').dir;
     const metrics = new Registry();
     publisher = new NsqPublisher({
       nsqdTcpAddresses: [nsqd.tcpAddress],

@@ -1,64 +1,16 @@
-// Fakes above the HTTP API's seam (a recording MetricSink, a scripted PluginControl, a fixed
+// Fakes above the HTTP API's seam (test/helpers' RecordingSink, a scripted PluginControl, a fixed
 // RegistryView) and a helper that serves createApi() on a free loopback port.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { httpSchema, type HttpConfig } from '../../src/config/schema.ts';
 import { createApi, type ApiDeps } from '../../src/http/api.ts';
 import { HttpServer } from '../../src/http/server.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import type { MetricSink, PushResult, Rejection } from '../../src/points/metric.ts';
 import type { PluginControl, PluginInfo, PluginOpOutcome, PluginRunResult } from '../../src/plugins/types.ts';
 import type { Publisher } from '../../src/publish/publisher.ts';
 import type { PollerStatus, RegistrySnapshot, RegistryView } from '../../src/registry/types.ts';
-
-export interface Push {
-  namespace: string;
-  metrics: unknown[];
-}
-
-/**
- * Accepts what the real normaliser would (a name, and a finite value or non-empty fields, string
- * tags) and records it; anything else is rejected with its index. `failWith` makes push reject.
- */
-export class RecordingSink implements MetricSink {
-  readonly pushes: Push[] = [];
-  failWith: Error | undefined;
-
-  get accepted(): unknown[] {
-    return this.pushes.flatMap((p) => p.metrics);
-  }
-
-  async push(namespace: string, metrics: readonly unknown[]): Promise<PushResult> {
-    if (this.failWith) throw this.failWith;
-    const rejected: Rejection[] = [];
-    const good: unknown[] = [];
-    metrics.forEach((m, index) => {
-      const reason = invalid(m);
-      if (reason) rejected.push({ index, reason });
-      else good.push(m);
-    });
-    if (good.length > 0) this.pushes.push({ namespace, metrics: good });
-    return { accepted: good.length, rejected };
-  }
-}
-
-function invalid(m: unknown): string | undefined {
-  if (m === null || typeof m !== 'object' || Array.isArray(m)) return 'not an object';
-  const o = m as Record<string, unknown>;
-  if (typeof o.name !== 'string' || o.name === '') return 'no name';
-  const okValue = (v: unknown) => (typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean' || typeof v === 'string';
-  if (o.fields !== undefined) {
-    if (typeof o.fields !== 'object' || o.fields === null || Object.keys(o.fields).length === 0) return 'bad fields';
-    if (!Object.values(o.fields).every(okValue)) return 'bad field value';
-  } else if (!okValue(o.value)) return 'no value';
-  if (o.tags !== undefined) {
-    if (typeof o.tags !== 'object' || o.tags === null || Array.isArray(o.tags)) return 'bad tags';
-    if (!Object.values(o.tags).every((v) => typeof v === 'string' && v !== '')) return 'bad tag';
-  }
-  return undefined;
-}
+import { RecordingSink } from '../helpers/recording-sink.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 /** A Publisher that keeps what it is given (for the real Pipeline when nsqd is not the point). */
 export class MemoryPublisher implements Publisher {
@@ -228,7 +180,7 @@ export function httpConfig(overrides: Partial<HttpConfig> = {}): HttpConfig {
 }
 
 export async function startApi(opts: TestApiOptions = {}): Promise<TestApi> {
-  const root = mkdtempSync(path.join(tmpdir(), 'ns-agent-http-'));
+  const { dir: root, cleanup } = tempDir('http');
   const logDir = path.join(root, 'log');
   const sink = new RecordingSink();
   const plugins = new FakePlugins();
@@ -259,7 +211,7 @@ export async function startApi(opts: TestApiOptions = {}): Promise<TestApi> {
     root,
     async close() {
       await server.stop();
-      rmSync(root, { recursive: true, force: true });
+      cleanup();
     },
   };
 }

@@ -2,12 +2,12 @@
 // offset, only complete lines, caps, and confinement to the log folders (../, absolute paths
 // outside, symlinks pointing out, FIFOs), with the token required when one is configured.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, startApi, type TestApi } from './helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const TOKEN = 'log-token';
 const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
@@ -20,10 +20,10 @@ describe('GET /log/offset', () => {
   let outsideFile: string;
 
   before(async () => {
-    outside = mkdtempSync(path.join(tmpdir(), 'ns-agent-outside-'));
+    outside = tempDir('ns-agent-outside-').dir;
     outsideFile = path.join(outside, 'secret.log');
     writeFileSync(outsideFile, 'secret\n');
-    const base = mkdtempSync(path.join(tmpdir(), 'ns-agent-logdirs-'));
+    const base = tempDir('ns-agent-logdirs-').dir;
     extraDir = path.join(base, 'app-logs');
     mkdirSync(extraDir);
     api = await startApi({ http: { token: TOKEN, logDirs: [extraDir], maxLogReadBytes: 1024, maxLogReadLines: 3 } });

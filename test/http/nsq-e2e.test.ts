@@ -1,9 +1,7 @@
 // The ingest routes end to end on the real path: HTTP → Pipeline (normalise) → NsqPublisher →
 // a real nsqd, read back from the namespace's topic. Also: with nsqd gone and the spool full,
 // /post answers 503 and acknowledges nothing.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
@@ -16,6 +14,7 @@ import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { readAll, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { call, postJson, startApi, type TestApi } from './helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const PREFIX = 'httpe2e.';
 const NS = 'web.prod';
@@ -29,7 +28,7 @@ describe('ingest through the real Pipeline and NsqPublisher into nsqd', () => {
 
   before(async () => {
     nsqd = await startNsqd();
-    spoolDir = mkdtempSync(path.join(tmpdir(), 'ns-agent-http-spool-'));
+    spoolDir = tempDir('ns-agent-http-spool-').dir;
     const metrics = new Registry();
     publisher = new NsqPublisher({
       nsqdTcpAddresses: [nsqd.tcpAddress],

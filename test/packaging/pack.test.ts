@@ -6,13 +6,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,7 +26,7 @@ describe('npm pack → npm install → agent', { timeout: 240_000 }, () => {
   let tarballFiles: string[];
 
   before(async () => {
-    root = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-pack-'));
+    root = tempDir('ns-agent-pack-').dir;
     const stage = path.join(root, 'stage');
     mkdirSync(stage);
     for (const entry of STAGED) {

@@ -14,7 +14,10 @@ import type { BuiltinPluginFn } from '../../src/plugins/types.ts';
 import { validateAnswer } from '../../src/registry/validate.ts';
 import { cronProblem } from '../../src/job-timing.ts';
 import { ClockScheduler } from '../../src/scheduler/clock-schedule.ts';
-import { FakeScheduler, RecordingSink, tempDir, waitFor } from './helpers.ts';
+import { FakeScheduler } from './helpers.ts';
+import { RecordingSink } from '../helpers/recording-sink.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 let root: { dir: string; cleanup: () => void };
 before(() => {
@@ -74,10 +77,10 @@ describe('PluginManager with clock-time schedules', () => {
       assert.ok(typeof listed.nextRunAt === 'number' && listed.nextRunAt > Date.now() - 1000, `nextRunAt ${listed.nextRunAt}`);
 
       // Every second a tick; the run takes 2 s (its timeout): the ticks in between are skipped.
-      await waitFor('a timed-out run and a skipped tick', () => {
+      await waitUntil('a timed-out run and a skipped tick', () => {
         const d = clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/hang');
         return (d?.runs ?? 0) >= 1 && (d?.skipped ?? 0) >= 1;
-      }, 15_000);
+      }, { timeoutMs: 15_000 });
       const d = clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/hang')!;
       assert.equal(started, d.runs + (d.running ? 1 : 0), 'never two runs at once');
       const result = sink.metrics('nightly').find((m) => m.name === 'PLUGIN.hang')!;
@@ -132,7 +135,7 @@ describe('PluginManager with clock-time schedules', () => {
       await manager.reconcile({ nightly: [{ builtin: 'held', interval: 0 }] });
       const onDemand = manager.run('nightly', 'held', { timeoutSec: 60 });
       await manager.reconcile({ nightly: [{ builtin: 'held', interval: 0, cron: '* * * * * *' }] });
-      await waitFor('two clock times declined while the on-demand run goes on', () => (clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/held')?.skipped ?? 0) >= 2, 15_000);
+      await waitUntil('two clock times declined while the on-demand run goes on', () => (clockScheduler.describeJob(PLUGIN_JOB_OWNER, 'plugin:nightly/held')?.skipped ?? 0) >= 2, { timeoutMs: 15_000 });
       release();
       const reply = await onDemand;
       assert.ok(reply.ok && reply.result.success);

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PluginRepoCache, PluginRepoError, simpleGitFactory, type GitFactory } from '../../src/plugins/git-cache.ts';
 import { silentLogger } from '../../src/log/logger.ts';
-import { git, TestRepo, tempDir } from './helpers.ts';
+import { git, TestRepo } from './helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let root: { dir: string; cleanup: () => void };
 before(() => {

@@ -10,8 +10,8 @@ import { describe, test } from 'node:test';
 import { createInterface } from 'node:readline';
 import { PluginLauncher } from '../../src/plugins/launcher.ts';
 import { runPluginProcess } from '../../src/plugins/process-runner.ts';
-import { waitFor } from './helpers.ts';
 import { runnerKit } from './runner-kit.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const launcher = new PluginLauncher();
 const { rootDir, nobody, pluginFolder: folder, scriptFolder, options, gone, grandchildPid } = runnerKit('launcher', { launcher });
@@ -104,15 +104,15 @@ describe('plugin launcher', () => {
   test('a launcher that dies mid-run: the run fails, its group is killed, the next run gets a new launcher', async () => {
     const dir = scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\nsleep 300\n');
     const running = runPluginProcess(options(dir, { timeoutMs: 60_000 }));
-    await waitFor('the launcher', () => launcherPids().length === 1, 5000);
+    await waitUntil('the launcher', () => launcherPids().length === 1, { timeoutMs: 5000 });
     const first = launcherPids()[0] as number;
     const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
     // The run is under way once its bash has forked the sleep.
-    await waitFor('the plugin and its child', () => childrenOf(first).length === 1 && childrenOf(childrenOf(first)[0] as number).length > 0, 5000);
+    await waitUntil('the plugin and its child', () => childrenOf(first).length === 1 && childrenOf(childrenOf(first)[0] as number).length > 0, { timeoutMs: 5000 });
     const plugin = childrenOf(first)[0] as number;
     const grandchild = childrenOf(plugin)[0] as number;
     // The agent learns the run's pid from the launcher's "started" line, which can trail /proc.
-    await waitFor('the agent to know the run', () => launcher.startedPids().includes(plugin), 5000);
+    await waitUntil('the agent to know the run', () => launcher.startedPids().includes(plugin), { timeoutMs: 5000 });
     process.kill(first, 'SIGKILL');
     const out = await running;
     assert.match(out.failure ?? '', /plugin launcher exited \(killed by SIGKILL\)/);
@@ -139,7 +139,7 @@ describe('plugin launcher', () => {
       child.stdin.write(`${JSON.stringify({ op: 'run', id: 1, bash: 'bash', script: 'plugin.sh', args: [], dir, env: { PATH: process.env.PATH }, uid: nobody().uid, gid: nobody().gid, timeoutMs: 60_000, killGraceMs: 300, maxOutputBytes: 1024, stderrRingBytes: 1024 })}\n`);
       const pid = await started;
       const childrenOf = (p: number) => readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
-      await waitFor('the plugin to fork its sleep', () => childrenOf(pid).length > 0, 5000);
+      await waitUntil('the plugin to fork its sleep', () => childrenOf(pid).length > 0, { timeoutMs: 5000 });
       const grandchild = childrenOf(pid)[0] as number;
       if (how === 'SIGTERM') child.kill('SIGTERM');
       else child.stdin.end();

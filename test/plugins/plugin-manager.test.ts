@@ -13,7 +13,11 @@ import { simpleGitFactory, type GitFactory } from '../../src/plugins/git-cache.t
 import { PluginManager } from '../../src/plugins/plugin-manager.ts';
 import type { BuiltinPluginFn } from '../../src/plugins/types.ts';
 import type { PluginEntry } from '../../src/registry/types.ts';
-import { FakeClock, FakeScheduler, RecordingSink, TestRepo, fixture, tempDir, waitFor } from './helpers.ts';
+import { FakeScheduler, TestRepo, fixture } from './helpers.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { RecordingSink } from '../helpers/recording-sink.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 let root: { dir: string; cleanup: () => void };
 before(() => {
@@ -302,7 +306,7 @@ describe('PluginManager', () => {
       assert.equal(again.list()[0]?.enabled, false);
       s.clock.advance(1000);
       // The auto-enable timer persists the state, then re-adds the job: no event to await.
-      await waitFor('the job to come back', () => s.scheduler.jobs.size === 1);
+      await waitUntil('the job to come back', () => s.scheduler.jobs.size === 1);
       assert.equal(again.list()[0]?.enabled, true);
       assert.equal(again.status().autoEnabled, 1);
       const state = JSON.parse(readFileSync(s.stateFile, 'utf8')) as { disabled: unknown[] };
@@ -410,7 +414,7 @@ describe('PluginManager', () => {
       await s.manager.reconcile({ ns: [entry(a, 60), entry(b, 60)] });
       const first = s.scheduler.fire('plugin:ns/hang');
       const second = s.scheduler.fire('plugin:ns/ok');
-      await waitFor('the second run to wait for the one slot', () => (s.manager.status().slots as { waiting: number }).waiting === 1);
+      await waitUntil('the second run to wait for the one slot', () => (s.manager.status().slots as { waiting: number }).waiting === 1);
       assert.deepEqual(
         { active: s.manager.status().slots, okRan: s.sink.resultPoints('ok').length },
         { active: { capacity: 1, active: 1, waiting: 1, waitedTotal: 1, refusedTotal: 0 }, okRan: 0 },

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log/logger.ts';
 import { PluginStateStore } from '../../src/plugins/plugin-state.ts';
-import { FakeClock, tempDir } from './helpers.ts';
+import { FakeClock } from '../helpers/clocks.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let root: { dir: string; cleanup: () => void };
 before(() => {

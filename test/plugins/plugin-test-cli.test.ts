@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { AGENT_BIN } from '../helpers/agent-process.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const agent = AGENT_BIN;
 const fixtures = fileURLToPath(new URL('../fixtures/plugins/', import.meta.url));

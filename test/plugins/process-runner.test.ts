@@ -20,35 +20,32 @@ describe('runPluginProcess', () => {
 
   test('a hanging plugin is killed at the timeout with its grandchildren', async () => {
     const dir = pluginFolder('hang');
-    const t0 = Date.now();
     const out = await runPluginProcess(options(dir, { timeoutMs: 800 }));
-    const elapsed = Date.now() - t0;
+    // Ended by the deadline's SIGTERM, not by its own exit (it sleeps for 300 s).
     assert.equal(out.timedOut, true);
     assert.equal(out.signal, 'SIGTERM');
-    assert.ok(elapsed >= 800 && elapsed < 3000, `took ${elapsed} ms`);
+    assert.equal(out.exitCode, null);
     const pid = grandchildPid(out.stderrTail);
     await gone(pid);
   });
 
   test('a plugin that ignores SIGTERM gets SIGKILL after killGraceMs', async () => {
     const dir = scriptFolder('trap "" TERM\nsleep 300 &\necho "grandchild=$!" >&2\nsleep 300\n');
-    const t0 = Date.now();
     const out = await runPluginProcess(options(dir, { timeoutMs: 500, killGraceMs: 400 }));
-    const elapsed = Date.now() - t0;
+    // SIGTERM was ignored: only the escalation to SIGKILL can have ended it.
     assert.equal(out.timedOut, true);
     assert.equal(out.signal, 'SIGKILL');
-    assert.ok(elapsed >= 900 && elapsed < 3500, `took ${elapsed} ms`);
     await gone(grandchildPid(out.stderrTail));
   });
 
   test('100 MB on stdout is capped: reading stops, the group is killed', async () => {
     const dir = pluginFolder('flood');
-    const t0 = Date.now();
     const out = await runPluginProcess(options(dir, { maxOutputBytes: 1024 * 1024, timeoutMs: 30_000 }));
+    // The cap ended the run (killed, not timed out, before its 100 MB were written).
     assert.equal(out.outputCapped, true);
     assert.equal(out.timedOut, false);
+    assert.notEqual(out.signal, null);
     assert.equal(out.stdout.length, 1024 * 1024);
-    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
   });
 
   test('exit code and the tail of stderr are kept', async () => {
@@ -60,11 +57,11 @@ describe('runPluginProcess', () => {
 
   test('what a plugin leaves running is killed when it exits, and does not hold the run open', async () => {
     const dir = scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\necho "[]"\n');
-    const t0 = Date.now();
     const out = await runPluginProcess(options(dir));
     assert.equal(out.exitCode, 0);
     assert.equal(out.stdout.toString().trim(), '[]');
-    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms, as if waiting for the grandchild`);
+    // A run held open by the grandchild's pipes would have ended at its 5 s timeout instead.
+    assert.equal(out.timedOut, false, 'the run waited for the grandchild');
     await gone(grandchildPid(out.stderrTail));
   });
 

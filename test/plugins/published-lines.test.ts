@@ -13,7 +13,8 @@ import { Normaliser } from '../../src/points/normalise.ts';
 import { Pipeline } from '../../src/points/pipeline.ts';
 import { PluginManager } from '../../src/plugins/plugin-manager.ts';
 import type { Publisher } from '../../src/publish/publisher.ts';
-import { FakeScheduler, TestRepo, fixture, tempDir } from './helpers.ts';
+import { FakeScheduler, TestRepo, fixture } from './helpers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 class CapturingPublisher implements Publisher {
   readonly published: Array<{ namespace: string; line: string }> = [];

@@ -7,7 +7,9 @@ import path from 'node:path';
 import { after, before } from 'node:test';
 import type { PluginProcessOptions } from '../../src/plugins/process-runner.ts';
 import { resolveRunAs, type RunAsIdentity } from '../../src/plugins/run-as.ts';
-import { processGone, tempDir, waitFor } from './helpers.ts';
+import { processGone } from './helpers.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const fixtures = new URL('../fixtures/plugins/', import.meta.url).pathname;
 
@@ -57,8 +59,8 @@ export function runnerKit(prefix: string, defaults: Partial<PluginProcessOptions
       };
     },
     /** SIGKILL is sent; the kernel takes a moment to finish the process off (no event to await). */
-    gone(pid: number): Promise<void> {
-      return waitFor(`pid ${pid} to be gone`, () => processGone(pid), 2000);
+    async gone(pid: number): Promise<void> {
+      await waitUntil(`pid ${pid} to be gone`, () => processGone(pid), { timeoutMs: 2000 });
     },
     grandchildPid(stderrTail: string): number {
       const m = /grandchild=(\d+)/.exec(stderrTail);

@@ -2,8 +2,7 @@
 // (see the report / README): the embedded default end to end, and the NSQ publisher's options
 // taken straight from the `nsq` section.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
@@ -16,6 +15,7 @@ import { InProcessPublisher } from '../../src/publish/inprocess.ts';
 import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
 import { FileSink, fileBaseFor } from '../../src/sender/file-sink.ts';
 import { freePort } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -23,7 +23,7 @@ after(() => {
 });
 
 function configIn(raw: Record<string, unknown>) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'wiring-'));
+  const dir = tempDir('wiring-').dir;
   dirs.push(dir);
   return parseConfig({ hostname: 'wired-host', dataDir: 'data', ...raw }, path.join(dir, 'agent.json'));
 }

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
@@ -9,6 +8,7 @@ import { InProcessPublisher, type InProcessPublisherOptions } from '../../src/pu
 import { DroppedError } from '../../src/publish/publisher.ts';
 import { FileSink } from '../../src/sender/file-sink.ts';
 import type { GatewaySender, WriteOutcome } from '../../src/sender/types.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -48,7 +48,7 @@ async function counter(registry: Registry, name: string, labels: Record<string, 
 
 describe('InProcessPublisher', () => {
   test('the embedded default: lines go straight to the file sink, per namespace', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'inproc-'));
+    const dir = tempDir('inproc-').dir;
     dirs.push(dir);
     const sink = new FileSink({ dir, maxFileBytes: 1024 * 1024, maxFiles: 2, logger: silentLogger() });
     await sink.start();

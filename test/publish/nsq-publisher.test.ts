@@ -1,8 +1,7 @@
 // NsqPublisher against real nsqd processes on loopback: topics and envelopes, packing limits,
 // spooling while nsqd is away, replay, failover, drops, and an nsqd SIGKILLed mid-stream.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
@@ -12,21 +11,24 @@ import { NsqPublisher, type NsqPublisherOptions } from '../../src/publish/nsq-pu
 import { DroppedError } from '../../src/publish/publisher.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import { freePort, nsqdStats, readAll, startNsqd, stopAll, type NsqdAddresses, type NsqdHandle } from '../helpers/servers.ts';
+import { RecordingClock } from '../helpers/clocks.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir, type TempDir } from '../helpers/temp-dir.ts';
 
-const dirs: string[] = [];
+const dirs: TempDir[] = [];
 const publishers: NsqPublisher[] = [];
 after(async () => {
   await Promise.allSettled(publishers.map((p) => p.stop()));
   await stopAll();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) d.cleanup();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'nsqpub-test-'));
+/** A spool folder of its own, removed after the file's tests. */
+function spoolDir(): string {
+  const d = tempDir('nsqpub');
   dirs.push(d);
-  return d;
+  return d.dir;
 }
 
 let prefixes = 0;
@@ -42,7 +44,7 @@ function makePublisher(addresses: string[], over: Partial<NsqPublisherOptions> =
     maxInFlightBatches: 8,
     reconnectMinMs: 50,
     reconnectMaxMs: 400,
-    spool: { dir: tempDir(), maxBytes: 256 * 1024 * 1024, maxAgeSec: 3600, commitIntervalMs: 5, segmentBytes: 4 * 1024 * 1024 },
+    spool: { dir: spoolDir(), maxBytes: 256 * 1024 * 1024, maxAgeSec: 3600, commitIntervalMs: 5, segmentBytes: 4 * 1024 * 1024 },
     metrics,
     logger: silentLogger(),
     connectWaitMs: 3000,
@@ -84,11 +86,7 @@ async function establishTopic(nsqd: NsqdHandle, topic: string, namespace: string
   });
   assert.equal(res.status, 200, await res.text());
   const meta = path.join(nsqd.dataPath, `${topic}.diskqueue.meta.dat`);
-  const deadline = Date.now() + 10_000;
-  while (!existsSync(meta)) {
-    if (Date.now() > deadline) throw new Error(`nsqd never wrote ${meta}`);
-    await delay(50);
-  }
+  await waitUntil(`nsqd to write ${meta}`, () => existsSync(meta));
   return warmUp;
 }
 
@@ -194,7 +192,7 @@ describe('NsqPublisher while nsqd is away', () => {
     const address = `127.0.0.1:${await freePort()}`;
     const { publisher, metrics } = makePublisher([address], {
       connectWaitMs: 0,
-      spool: { dir: tempDir(), maxBytes: 64 * 1024, maxAgeSec: 3600, commitIntervalMs: 1, segmentBytes: 16 * 1024 },
+      spool: { dir: spoolDir(), maxBytes: 64 * 1024, maxAgeSec: 3600, commitIntervalMs: 1, segmentBytes: 16 * 1024 },
     });
     await publisher.start();
     let acked = 0;
@@ -217,14 +215,14 @@ describe('NsqPublisher while nsqd is away', () => {
 
   test('stop() while start() still waits for a first nsqd ends both at once, leaving nothing running', async () => {
     const address = `127.0.0.1:${await freePort()}`;
-    const { publisher } = makePublisher([address], { connectWaitMs: 30_000 });
-    const started = Date.now();
+    const clock = new RecordingClock();
+    const { publisher } = makePublisher([address], { connectWaitMs: 30_000, clock });
     const starting = publisher.start();
     // Let start() reach its wait for a connection.
-    await until('the link to be connecting', () => publisher.status().nsqd[0]?.state !== 'idle');
+    await waitUntil('the link to be connecting', () => publisher.status().nsqd[0]?.state !== 'idle');
     await publisher.stop();
     await starting;
-    assert.ok(Date.now() - started < 5000, 'start() did not wait out connectWaitMs');
+    assert.equal(clock.fired(1000, 30_000), 0, 'start() did not wait out connectWaitMs');
     assert.equal(publisher.status().nsqd[0]?.state, 'stopped');
     await assert.rejects(publisher.publish('ns', ['x v=1 1']), /stopped/);
   });
@@ -364,15 +362,6 @@ async function messageCount(nsqd: NsqdHandle, topic: string): Promise<number> {
   return t?.message_count ?? 0;
 }
 
-/** nsqd's stats change with no event to await: poll with a deadline. */
-async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
-}
-
 describe('NsqPublisher and a batch in flight when its connection dies', () => {
   test('nsqd stored it but the OK never came: the batch is spooled, resent (counted) and never lost', async () => {
     const nsqd = await startNsqd();
@@ -387,7 +376,7 @@ describe('NsqPublisher and a batch in flight when its connection dies', () => {
     const lines = linesFor('inflight', 1000);
     let settled = false;
     const acked = publisher.publish('ns', lines).finally(() => (settled = true));
-    await until('nsqd to store the batch', async () => (await messageCount(nsqd, topic)) >= 2);
+    await waitUntil('nsqd to store the batch', async () => (await messageCount(nsqd, topic)) >= 2);
     assert.equal(publisher.status().inFlightBatches, 1);
     assert.equal(settled, false, 'not acknowledged without an OK');
     proxy.cutAll();
@@ -411,7 +400,7 @@ describe('NsqPublisher and a batch in flight when its connection dies', () => {
     await publisher.start();
     proxy.holdReplies = true;
     const acked = publisher.publish('ns', ['slow v=1 1']);
-    await until('the link to give up on the publish', () => (publisher.status().nsqd[0]?.disconnects ?? 0) > 0);
+    await waitUntil('the link to give up on the publish', () => (publisher.status().nsqd[0]?.disconnects ?? 0) > 0);
     proxy.holdReplies = false;
     await acked;
     await publisher.drained();

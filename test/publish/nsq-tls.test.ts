@@ -3,11 +3,8 @@
 // carry every line through it; a wrong CA, a wrong name or a missing client certificate is
 // refused with a sentence that says which.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { Registry } from 'prom-client';
@@ -19,6 +16,7 @@ import type { LineBlock } from '../../src/sender/line-block.ts';
 import type { GatewaySender, WriteOutcome } from '../../src/sender/types.ts';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.ts';
 import { startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type NsqInput = NonNullable<ConfigInput['nsq']>;
 
@@ -45,7 +43,7 @@ after(async () => {
 });
 
 function publisher(nsq: Partial<NsqInput>): NsqPublisher {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-nsq-tls-'));
+  const dir = tempDir('ns-agent-nsq-tls-').dir;
   const cfg = nsqSchema.parse({ nsqdTcpAddresses: [nsqd.tcpAddress], reconnectMinMs: 50, reconnectMaxMs: 300, ...nsq, spool: { dir } });
   const p = new NsqPublisher({
     ...cfg,
@@ -106,7 +104,7 @@ describe('agent → nsqd with TLS and a client certificate', () => {
       {
         relay: relaySchema.parse({ channel: 'tls', tls: mutualTls(), compression: 'deflate', lookupdPollIntervalSec: 1 }),
         nsq: { nsqdTcpAddresses: [nsqd.tcpAddress], topicPrefix: 'ns.' },
-        sender: { deadLetterDir: mkdtempSync(path.join(os.tmpdir(), 'ns-agent-nsq-tls-dl-')), deadLetterMaxFileBytes: 1 << 20 },
+        sender: { deadLetterDir: tempDir('ns-agent-nsq-tls-dl-').dir, deadLetterMaxFileBytes: 1 << 20 },
       },
       { sender, namespaces: { current: () => ['tls-ns'], onChange: () => {} }, logger: silentLogger() },
     );
@@ -173,7 +171,7 @@ describe('agent → nsqd with an auth secret', () => {
       ],
     });
     const make = (authSecret: string): NsqPublisher => {
-      const dir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-nsq-auth-'));
+      const dir = tempDir('ns-agent-nsq-auth-').dir;
       const cfg = nsqSchema.parse({ nsqdTcpAddresses: [authd.tcpAddress], reconnectMinMs: 50, reconnectMaxMs: 300, tls: { caFile: certs.caFile }, authSecret, spool: { dir } });
       const p = new NsqPublisher({ ...cfg, spool: { ...cfg.spool, dir }, metrics: new Registry(), logger: silentLogger(), connectWaitMs: 3000 });
       stops.push(() => p.stop());

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { decodeMessage } from '../../src/publish/envelope.ts';
 import { Batch, MAX_HEADER_BYTES, Packer, Ticket } from '../../src/publish/packer.ts';
 import { DroppedError } from '../../src/publish/publisher.ts';
-import { FakeClock } from './fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 function setup(opts: { maxMessageBytes?: number; maxMpubBytes?: number; lingerMs?: number } = {}) {
   const clock = new FakeClock();

@@ -2,9 +2,7 @@
 // nsqd down the batches are acknowledged from its replica's own spool and replayed to that nsqd
 // when it is back, never to the other one.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../src/log/logger.ts';
@@ -13,6 +11,7 @@ import { mergeSpoolStatus, ReplicatedPublisher, replicaSpoolDir } from '../../sr
 import type { SpoolStatus } from '../../src/publish/spool.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { readAll, startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const dirs: string[] = [];
 const publishers: ReplicatedPublisher[] = [];
@@ -24,7 +23,7 @@ after(async () => {
 
 let prefixes = 0;
 function makePublisher(nsqds: NsqdHandle[]) {
-  const dir = mkdtempSync(path.join(tmpdir(), 'replicated-test-'));
+  const dir = tempDir('replicated-test-').dir;
   dirs.push(dir);
   const metrics = new Registry();
   const publisher = new ReplicatedPublisher({

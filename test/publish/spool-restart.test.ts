@@ -3,9 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +14,7 @@ import { NsqPublisher } from '../../src/publish/nsq-publisher.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { CHUNK_LINES, TOPIC_PREFIX, chunkLines } from '../fixtures/publish/spool-writer.ts';
 import { freePort, readAll, startNsqd, stopAll } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/publish/spool-writer.ts', import.meta.url));
 const NAMESPACE = 'restart ns/ü';
@@ -76,7 +75,7 @@ async function deliver(dir: string, nsqdAddress: string) {
 
 describe('spool across an agent SIGKILL', () => {
   test('points acknowledged into the spool before the kill are all published after the restart', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'spool-restart-'));
+    const dir = tempDir('spool-restart-').dir;
     dirs.push(dir);
     const [tcpPort, httpPort] = [await freePort(), await freePort()];
     const report = await runAndKill(dir, `127.0.0.1:${tcpPort}`, 50);
@@ -101,7 +100,7 @@ describe('spool across an agent SIGKILL', () => {
   });
 
   test('a full spool drops what it cannot hold (counted) and the process lives on; what it held is delivered', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'spool-restart-'));
+    const dir = tempDir('spool-restart-').dir;
     dirs.push(dir);
     const [tcpPort, httpPort] = [await freePort(), await freePort()];
     // About 3 MB of points for a 1 MiB spool.

@@ -1,21 +1,22 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync, truncateSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Clock } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { Spool, decodeBody, encodeRecord, type SpoolEntry, type SpoolOptions, type SpoolRecord } from '../../src/publish/spool.ts';
+import { tempDir, type TempDir } from '../helpers/temp-dir.ts';
 
-const dirs: string[] = [];
+const dirs: TempDir[] = [];
 after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const d of dirs) d.cleanup();
 });
 
-function tempDir(): string {
-  const d = mkdtempSync(path.join(tmpdir(), 'spool-test-'));
+/** A spool folder of its own, removed after the file's tests. */
+function spoolDir(): string {
+  const d = tempDir('spool');
   dirs.push(d);
-  return d;
+  return d.dir;
 }
 
 /** Real timers, with a "now" that tests can move forward to age records. */
@@ -80,7 +81,7 @@ describe('spool records', () => {
 
 describe('Spool', () => {
   test('appends are read back in order across segments; acked segments are deleted', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const spool = spoolAt(dir);
     await spool.open();
     const results = await Promise.all(Array.from({ length: 60 }, (_, i) => spool.append(record(i))));
@@ -100,7 +101,7 @@ describe('Spool', () => {
   });
 
   test('a record is not readable before its group commit', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const spool = spoolAt(dir, { commitIntervalMs: 1000 });
     await spool.open();
     const pending = spool.append(record(1));
@@ -116,7 +117,7 @@ describe('Spool', () => {
   });
 
   test('what is left survives a reopen, from where the acks had got to', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const first = spoolAt(dir);
     await first.open();
     for (let i = 0; i < 30; i++) assert.equal(await first.append(record(i)), 'committed');
@@ -141,7 +142,7 @@ describe('Spool', () => {
   });
 
   test('a record torn by a crash is skipped and counted; the records before it are intact', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const spool = spoolAt(dir, { segmentBytes: 1024 * 1024 });
     await spool.open();
     for (let i = 0; i < 3; i++) await spool.append(record(i));
@@ -162,7 +163,7 @@ describe('Spool', () => {
   });
 
   test('a full spool refuses appends (counted) and takes them again once drained', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const spool = spoolAt(dir, { maxBytes: 2000, segmentBytes: 1000 });
     await spool.open();
     const results: string[] = [];
@@ -177,7 +178,7 @@ describe('Spool', () => {
   });
 
   test('the byte cap holds for concurrent appends too', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const spool = spoolAt(dir, { maxBytes: 2000, segmentBytes: 1000 });
     await spool.open();
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => spool.append(record(i))));
@@ -187,7 +188,7 @@ describe('Spool', () => {
   });
 
   test('records older than maxAgeSec are dropped on read, counted', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const clock = new ShiftedClock();
     const spool = spoolAt(dir, { maxAgeSec: 60 }, clock);
     await spool.open();
@@ -201,7 +202,7 @@ describe('Spool', () => {
   });
 
   test('expireOld() deletes whole segments past maxAgeSec while nothing is replayed', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const clock = new ShiftedClock();
     const first = spoolAt(dir, { maxAgeSec: 60, segmentBytes: 1000 }, clock);
     await first.open();
@@ -225,7 +226,7 @@ describe('Spool', () => {
   });
 
   test('status reports bytes, segments and the age of the oldest segment', async () => {
-    const dir = tempDir();
+    const dir = spoolDir();
     const clock = new ShiftedClock();
     const spool = spoolAt(dir, {}, clock);
     await spool.open();
@@ -241,15 +242,15 @@ describe('Spool', () => {
 
   test('options that cannot work are refused before any I/O', () => {
     assert.throws(() => spoolAt('', {}), /dir/);
-    assert.throws(() => spoolAt(tempDir(), { maxBytes: 0 }), /maxBytes/);
-    assert.throws(() => spoolAt(tempDir(), { segmentBytes: 0 }), /segmentBytes/);
+    assert.throws(() => spoolAt(spoolDir(), { maxBytes: 0 }), /maxBytes/);
+    assert.throws(() => spoolAt(spoolDir(), { segmentBytes: 0 }), /segmentBytes/);
   });
 });
 
 describe('Spool outage figure', () => {
   test('outageSec = free room ÷ the decayed offered rate; null without traffic', async () => {
     const clock = new ShiftedClock();
-    const spool = spoolAt(tempDir(), { maxBytes: 1_000_000, rateWindowSec: 10 }, clock);
+    const spool = spoolAt(spoolDir(), { maxBytes: 1_000_000, rateWindowSec: 10 }, clock);
     await spool.open();
     assert.equal(spool.status().outageSec, null, 'no traffic yet');
     // A steady 10 000 bytes/s for many windows: the decayed rate converges on it.

@@ -4,8 +4,7 @@
 // falls back to the cache.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { registrySchema } from '../../src/config/schema.ts';
@@ -14,8 +13,9 @@ import { FileRegistrySource } from '../../src/registry/file-source.ts';
 import { RegistryClient } from '../../src/registry/registry-client.ts';
 import type { RegistrySnapshot } from '../../src/registry/types.ts';
 import { validateAnswer, POLLER_KINDS } from '../../src/registry/validate.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
-const tmp = mkdtempSync(path.join(tmpdir(), 'nsagent-file-registry-'));
+const tmp = tempDir('nsagent-file-registry-').dir;
 const clients: RegistryClient[] = [];
 after(async () => {
   await Promise.all(clients.map((c) => c.stop()));

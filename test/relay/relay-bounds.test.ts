@@ -4,9 +4,6 @@
 // /metrics and one log line show.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -19,6 +16,8 @@ import type { GatewaySender, WriteOutcome } from '../../src/sender/types.ts';
 import { startNsqd, stopAll, type NsqdHandle } from '../helpers/servers.ts';
 import { sumMetric } from '../faults/harness.ts';
 import { makeMessages, TestWriter } from './nsq-writer.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type RelayInput = NonNullable<ConfigInput['relay']>;
 const MiB = 1024 * 1024;
@@ -69,7 +68,7 @@ function staticNamespaces(list: string[]): NamespaceSource & { changed(): void }
 
 let channels = 0;
 function relayFor(namespaces: NamespaceSource, sender: GatewaySender, relay: RelayInput, logger = pino({ level: 'silent' })): { relay: Relay; metrics: Registry } {
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-relay-bounds-'));
+  const deadLetterDir = tempDir('ns-agent-relay-bounds-').dir;
   const metrics = new Registry();
   const r = createRelay(
     {
@@ -82,14 +81,6 @@ function relayFor(namespaces: NamespaceSource, sender: GatewaySender, relay: Rel
   return { relay: r, metrics };
 }
 
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
-
 test('relay.maxInFlightBytes: past the budget every reader pauses; answered messages resume it; nothing lost', { timeout: 60_000 }, async () => {
   const ns = 'bounds.bytes';
   const topic = topicFor(ns, 'ns.');
@@ -100,16 +91,16 @@ test('relay.maxInFlightBytes: past the budget every reader pauses; answered mess
   await relay.start();
   try {
     for (let i = 0; i < messages.length; i += 20) await writer.publish(topic, ns, messages.slice(i, i + 20));
-    await waitFor(() => Number(relay.status().inFlightBytes) > MiB, 'the relay to hold more than its budget');
+    await waitUntil('the relay to hold more than its budget', () => Number(relay.status().inFlightBytes) > MiB);
     // No event says "nsqd sent nothing more": wait until what the relay holds stops changing.
     let last = -1;
-    await waitFor(async () => {
+    await waitUntil('the held count to settle', async () => {
       const now = Number(relay.status().inFlight);
       const same = now === last;
       last = now;
       if (!same) await delay(500);
       return same;
-    }, 'the held count to settle');
+    });
     const st = relay.status();
     assert.ok((st.paused as string[]).includes('byte-budget'), `paused: ${JSON.stringify(st.paused)}`);
     assert.ok(Number(st.byteBudgetPauses) >= 1);
@@ -117,7 +108,7 @@ test('relay.maxInFlightBytes: past the budget every reader pauses; answered mess
     assert.equal(sumMetric(await metrics.metrics(), 'nsagent_relay_in_flight_bytes'), Number(st.inFlightBytes));
 
     sender.release();
-    await waitFor(() => relay.status().finished === messages.length, 'every message finished');
+    await waitUntil('every message finished', () => relay.status().finished === messages.length);
     assert.equal(sender.lines, 200 * 2500);
     assert.equal(relay.status().inFlightBytes, 0);
     assert.deepEqual(relay.status().paused, []);
@@ -143,7 +134,7 @@ test('relay.maxTopics: refused topics are an error in status and metrics, logged
     // Polls that refuse nothing new log nothing more.
     const refreshes = Number(st.refreshes);
     namespaces.changed();
-    await waitFor(() => Number(relay.status().refreshes) > refreshes + 1, 'two more topic refreshes', 10_000);
+    await waitUntil('two more topic refreshes', () => Number(relay.status().refreshes) > refreshes + 1, { timeoutMs: 10_000 });
     const errors = logged.filter((l) => l.level >= 50);
     assert.equal(errors.length, 1, JSON.stringify(errors));
     assert.equal(errors[0]?.newlyRefused, 3);

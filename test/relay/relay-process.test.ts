@@ -6,8 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -15,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { topicFor } from '../../src/topic-names.ts';
 import { nsqdStats, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { makeMessages, TestWriter } from './nsq-writer.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const RUNNER = fileURLToPath(new URL('../fixtures/relay/run-relay.ts', import.meta.url));
 
@@ -47,7 +47,7 @@ async function startRelay(file: string): Promise<ChildProcess> {
 }
 
 void test('relay SIGKILLed mid-stream and restarted: every point arrives', { timeout: 60_000 }, async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-relay-proc-'));
+  const dir = tempDir('ns-agent-relay-proc-').dir;
   const ns = 'proc.kill';
   const topic = topicFor(ns, 'ns.');
   const file = path.join(dir, 'relay.json');

@@ -3,18 +3,16 @@
 // there once, in its namespace's `db` label, with its tags, its timestamp and each field's value.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { relaySchema, senderSchema } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { topicFor } from '../../src/topic-names.ts';
 import { createRelay } from '../../src/relay/relay.ts';
 import type { NamespaceSource } from '../../src/relay/topic-source.ts';
 import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';
-import { pollFor } from '../helpers/agent-process.ts';
+import { waitUntil } from '../helpers/wait.ts';
 import { startNsqd, startVictoriaMetrics, stopAll, topicDepth, type NsqdHandle, type VictoriaMetricsHandle, type VmSeries } from '../helpers/servers.ts';
 import { TestWriter } from './nsq-writer.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 let nsqd: NsqdHandle;
 let vm: VictoriaMetricsHandle;
@@ -78,7 +76,7 @@ function samplesOf(series: VmSeries[]): { samples: Map<string, number>; total: n
 void test('two namespace topics → relay → victoria-metrics: every point arrives once, with its db label, tags and values', { timeout: 60_000 }, async () => {
   const namespaces = ['vm.alpha', 'team/beta gamma'];
   const source: NamespaceSource = { current: () => namespaces, onChange: () => undefined };
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-relay-vm-'));
+  const deadLetterDir = tempDir('relay-vm').dir;
   const senderCfg = senderSchema.parse({
     backends: [{ name: 'vm', kind: 'victoriametrics', url: vm.url }],
     flushIntervalMs: 50,
@@ -102,7 +100,7 @@ void test('two namespace topics → relay → victoria-metrics: every point arri
   const topics = namespaces.map((n) => topicFor(n, 'ns.'));
   await Promise.all(namespaces.map((n, i) => writer.publish(topics[i] as string, n, messages(counts[i] as number, 50))));
   // A message is finished only once the sender's write of its lines resolved: stored by then.
-  await pollFor('all 190 messages finished', async () => (relay.status().finished === 190 ? true : undefined), 30_000);
+  await waitUntil('all 190 messages finished', () => relay.status().finished === 190, { timeoutMs: 30_000 });
   for (const topic of topics) assert.equal(await topicDepth(nsqd.httpAddress, topic, 'relay'), 0);
   const st = relay.status();
   assert.equal(st.pointsWritten, 9_500);

@@ -4,8 +4,7 @@
 // namespace is picked up without a restart; topics found through nsqlookupd.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Registry } from 'prom-client';
@@ -17,6 +16,8 @@ import type { NamespaceSource } from '../../src/relay/topic-source.ts';
 import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';
 import { startInfluxd, startNsqd, startNsqlookupd, stopAll, topicDepth, type InfluxdHandle, type NsqdHandle } from '../helpers/servers.ts';
 import { makeMessages, TestWriter } from './nsq-writer.ts';
+import { waitUntil } from '../helpers/wait.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type RelayInput = NonNullable<ConfigInput['relay']>;
 type SenderInput = NonNullable<ConfigInput['sender']>;
@@ -61,7 +62,7 @@ interface Rig {
 
 let rigs = 0;
 async function rig(opts: { namespaces?: NamespaceSource; relay?: RelayInput; sender?: SenderInput; nsqd?: NsqdHandle[] } = {}): Promise<Rig> {
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-relay-'));
+  const deadLetterDir = tempDir('ns-agent-relay-').dir;
   const channel = `relay${++rigs}`;
   const metrics = new Registry();
   const senderCfg = senderSchema.parse({
@@ -95,24 +96,12 @@ async function rig(opts: { namespaces?: NamespaceSource; relay?: RelayInput; sen
   return { relay, sender, deadLetterDir, channel, metrics };
 }
 
-/** Polls (no event tells when a database has every point) until `count` is reached or the deadline. */
+/** The count of `measurement` in `db` once it reaches `want` (no event tells when a database has every point). */
 async function waitForCount(db: string, measurement: string, want: number, timeoutMs = 30_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let got = -1;
-  while (Date.now() < deadline) {
-    got = await influx.count(db, measurement).catch(() => -1);
-    if (got >= want) return got;
-    await delay(100);
-  }
-  return got;
-}
-
-async function waitFor(pred: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
+  return waitUntil(`${want} points of ${measurement} in ${db}`, async () => {
+    const got = await influx.count(db, measurement).catch(() => -1);
+    return got >= want && got;
+  }, { timeoutMs, everyMs: 100 });
 }
 
 async function drained(topic: string, channel: string): Promise<boolean> {
@@ -130,7 +119,7 @@ void test('two namespace topics → relay → influxd: InfluxQL counts exactly t
   ]);
   assert.equal(await waitForCount('relay.alpha', 'two', 12_000), 12_000);
   assert.equal(await waitForCount('team_beta gamma', 'two', 7_000), 7_000);
-  await waitFor(() => r.relay.status().finished === 220, 'all 220 messages finished');
+  await waitUntil('all 220 messages finished', () => r.relay.status().finished === 220);
   assert.equal(await drained(ta, r.channel), true);
   assert.equal(await drained(tb, r.channel), true);
   const st = r.relay.status();
@@ -154,17 +143,17 @@ void test('influxd stopped for 10 s mid-stream: nothing lost after it returns', 
       await delay(200);
     }
   })();
-  await waitFor(async () => (await influx.count(ns, 'outage').catch(() => 0)) > 1000, 'first points written');
+  await waitUntil('first points written', async () => (await influx.count(ns, 'outage').catch(() => 0)) > 1000);
   await influx.stop();
   const downAt = Date.now();
-  await waitFor(() => (r.sender.status().available as boolean) === false, 'the backend marked down');
+  await waitUntil('the backend marked down', () => (r.sender.status().available as boolean) === false);
   await delay(10_000 - (Date.now() - downAt));
   // restart() of a stopped server starts it again on the same port.
   await influx.restart();
   await publishing;
   assert.equal(published, messages.length);
   assert.equal(await waitForCount(ns, 'outage', total, 40_000), total);
-  await waitFor(() => drained(topic, r.channel), 'channel drained');
+  await waitUntil('channel drained', () => drained(topic, r.channel));
   const st = r.relay.status();
   assert.ok((st.requeued as number) > 0, 'messages were requeued during the outage');
   const backend = (r.sender.status().backends as Record<string, { state: string; counters: { SendFail: { count: number } } }>).influx;
@@ -179,8 +168,8 @@ void test('a message without a namespace header is dead-lettered and finished, n
   await writer.publishRaw(topic, ['inv v=1 1600000000', Buffer.from('# ns=%E0%A4%A\ninv v=2 1600000001')]);
   await writer.publish(topic, ns, makeMessages(100, 10, { measurement: 'inv' }));
   assert.equal(await waitForCount(ns, 'inv', 100), 100);
-  await waitFor(() => r.relay.status().invalid === 2, 'two invalid messages');
-  await waitFor(() => drained(topic, r.channel), 'channel drained');
+  await waitUntil('two invalid messages', () => r.relay.status().invalid === 2);
+  await waitUntil('channel drained', () => drained(topic, r.channel));
   const records = readFileSync(path.join(r.deadLetterDir, INVALID_MESSAGES_FILE), 'utf8')
     .trim()
     .split('\n')
@@ -203,7 +192,7 @@ void test('a namespace added to the registry is consumed without a restart; a re
   namespaces.set(['relay.first', 'relay.second']);
   assert.equal(await waitForCount('relay.second', 'added', 500), 500);
   namespaces.set(['relay.second']);
-  await waitFor(() => !Object.keys(r.relay.status().topics as object).includes('ns.relay.first'), 'first topic closed');
+  await waitUntil('first topic closed', () => !Object.keys(r.relay.status().topics as object).includes('ns.relay.first'));
 });
 
 void test('topics from nsqlookupd (GET /topics, prefix-filtered), nsqd found through it', { timeout: 40_000 }, async () => {

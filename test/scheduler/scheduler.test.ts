@@ -8,8 +8,8 @@ import { silentLogger } from '../../src/log/logger.ts';
 import { Scheduler } from '../../src/scheduler/scheduler.ts';
 import { jobPhaseMs, nextAlignedRun } from '../../src/job-timing.ts';
 import type { JobSpec } from '../../src/scheduler/types.ts';
-import { FakeClock, settle } from './fake-clock.ts';
-import { captureLogger } from './capture-log.ts';
+import { captureLogger } from '../helpers/capture-log.ts';
+import { FakeClock, settle } from '../helpers/clocks.ts';
 
 const T0 = 1_700_000_003_217; // deliberately off any grid
 
@@ -73,7 +73,7 @@ describe('Scheduler on a fake clock', () => {
     await s.start();
     const phase = jobPhaseMs('web-1', 'collectors\0system', 10_000);
     assert.equal(s.describeJob('collectors', 'system')?.phaseMs, phase);
-    await clock.advance(60_000);
+    await clock.advanceSettled(60_000);
     assert.equal(r.runs.length, 6);
     assert.equal(r.runs[0]!.plannedAt, nextAlignedRun(T0, 10_000, phase));
     for (const [i, run] of r.runs.entries()) {
@@ -97,7 +97,7 @@ describe('Scheduler on a fake clock', () => {
     let wakes = 0;
     const setTimeout = clock.setTimeout.bind(clock);
     clock.setTimeout = (fn, ms) => setTimeout(() => (wakes++, fn()), ms);
-    await clock.advance(5_000);
+    await clock.advanceSettled(5_000);
     for (const key of keys) {
       const mine = runs.filter((r) => r.key === key);
       const phase = s.describeJob('o', key)!.phaseMs;
@@ -122,7 +122,7 @@ describe('Scheduler on a fake clock', () => {
       const r = recorder(clock);
       s.reconcile('collectors', [{ key: 'system', namespace: '*', intervalSec: 10, run: r.run }]);
       await s.start();
-      await clock.advance(30_000);
+      await clock.advanceSettled(30_000);
       await s.stop();
       planned[host] = r.runs.map((x) => x.plannedAt % 10_000);
     }
@@ -138,7 +138,7 @@ describe('Scheduler on a fake clock', () => {
     const g = gate();
     s.reconcile('plugins', [{ key: 'slow', namespace: 'ns1', intervalSec: 1, run: g.run }]);
     await s.start();
-    await clock.advance(4_000); // ticks at ~+0.x, +1.x, +2.x, +3.x: the first runs, three skip
+    await clock.advanceSettled(4_000); // ticks at ~+0.x, +1.x, +2.x, +3.x: the first runs, three skip
     assert.equal(g.started(), 1, 'never two runs at once');
     let d = s.describeJob('plugins', 'slow')!;
     assert.equal(d.skipped, 3);
@@ -147,11 +147,11 @@ describe('Scheduler on a fake clock', () => {
 
     g.releaseAll();
     await settle();
-    await clock.advance(1_000);
+    await clock.advanceSettled(1_000);
     assert.equal(g.started(), 2, 'runs again at its next slot');
     assert.equal(cap.count('job runs again after skipped ticks'), 1);
 
-    await clock.advance(2_000); // second burst: two more skips, one more log line
+    await clock.advanceSettled(2_000); // second burst: two more skips, one more log line
     d = s.describeJob('plugins', 'slow')!;
     assert.equal(d.skipped, 5);
     assert.equal(cap.count('tick skipped: the previous run is still going'), 2);
@@ -168,7 +168,7 @@ describe('Scheduler on a fake clock', () => {
     const spec = (key: string, intervalSec: number, run: JobSpec['run']): JobSpec => ({ key, namespace: 'ns1', intervalSec, run });
     s.reconcile('checks', [spec('a', 10, g.run), spec('b', 10, other.run), spec('c', 30, other.run)]);
     await s.start();
-    await clock.advance(10_000); // a has started (and is still running)
+    await clock.advanceSettled(10_000); // a has started (and is still running)
     const a1 = s.describeJob('checks', 'a')!;
     const c1 = s.describeJob('checks', 'c')!;
     assert.equal(a1.running, true);
@@ -186,13 +186,13 @@ describe('Scheduler on a fake clock', () => {
     assert.ok(s.describeJob('checks', 'd'));
 
     // The kept job's next tick still finds its old run going: skipped, not doubled.
-    await clock.advance(a2.nextRunAt - clock.now());
+    await clock.advanceSettled(a2.nextRunAt - clock.now());
     assert.equal(g.started(), 1);
     assert.equal(replaced.runs.length, 0);
     assert.equal(s.describeJob('checks', 'a')!.skipped, 1);
     g.releaseAll();
     await settle();
-    await clock.advance(10_000);
+    await clock.advanceSettled(10_000);
     assert.equal(replaced.runs.length, 1, 'the swapped run function is used from then on');
     assert.equal(replaced.runs[0]!.plannedAt, a1.nextRunAt + 10_000);
     await s.stop();
@@ -204,15 +204,15 @@ describe('Scheduler on a fake clock', () => {
     const g = gate();
     s.reconcile('o', [{ key: 'k', namespace: 'n', intervalSec: 1, run: g.run }]);
     await s.start();
-    await clock.advance(1_000);
+    await clock.advanceSettled(1_000);
     assert.equal(g.started(), 1);
     s.reconcile('o', []);
     s.reconcile('o', [{ key: 'k', namespace: 'n', intervalSec: 1, run: g.run }]);
-    await clock.advance(2_000);
+    await clock.advanceSettled(2_000);
     assert.equal(g.started(), 1);
     g.releaseAll();
     await settle();
-    await clock.advance(1_000);
+    await clock.advanceSettled(1_000);
     assert.equal(g.started(), 2);
     g.releaseAll();
     await s.stop();
@@ -238,13 +238,13 @@ describe('Scheduler on a fake clock', () => {
       { key: 'rejects', namespace: 'n', intervalSec: 1, run: () => Promise.reject(new Error('no')) },
     ]);
     await s.start();
-    await clock.advance(3_000);
+    await clock.advanceSettled(3_000);
     assert.equal(calls, 3);
     assert.equal(s.describeJob('o', 'flaky')!.failed, 3);
     assert.equal(s.describeJob('o', 'rejects')!.failed, 3);
     assert.equal(cap.count('job run failed'), 2);
     fail = false;
-    await clock.advance(1_000);
+    await clock.advanceSettled(1_000);
     assert.equal(cap.count('job runs successfully again'), 1);
     assert.equal((s.status() as { failed: number }).failed, 7);
     await s.stop();
@@ -258,9 +258,9 @@ describe('Scheduler on a fake clock', () => {
     s.reconcile('o', [{ key: 'k', namespace: 'ns1', intervalSec: 1, run: r.run }]);
     await s.start();
     const d = s.describeJob('o', 'k')!;
-    await clock.advance(d.nextRunAt - clock.now() - 1); // just before the tick …
+    await clock.advanceSettled(d.nextRunAt - clock.now() - 1); // just before the tick …
     clock.jumpWall(30); // … the wall clock is 30 ms ahead of the timer when it fires
-    await clock.advance(1);
+    await clock.advanceSettled(1);
     assert.equal(r.runs.length, 1);
     assert.equal(r.runs[0]!.startedAt - r.runs[0]!.plannedAt, 30);
     const l = s.latenessSummary();
@@ -298,11 +298,11 @@ describe('Scheduler on a fake clock', () => {
       { key: 'moody', namespace: 'n', intervalSec: 1, run: moody },
     ]);
     await s.start();
-    await clock.advance(10_000);
+    await clock.advanceSettled(10_000);
     const first = s.describeJob('plugins', 'ok')!.nextRunAt;
     clock.jumpWall(3_500); // a suspended host: lost periods count as missed
-    await clock.advance(first - (clock.now() - 3_500));
-    await clock.advance(5_000);
+    await clock.advanceSettled(first - (clock.now() - 3_500));
+    await clock.advanceSettled(5_000);
     await settle();
 
     const t = (s.status() as { ticksByOwner: Record<string, { due: number; ran: number; failed: number; skipped: Record<string, number>; refused: Record<string, number>; running: number }> }).ticksByOwner.plugins!;
@@ -329,12 +329,12 @@ describe('Scheduler on a fake clock', () => {
     await s.start();
     const first = s.describeJob('o', 'k')!.nextRunAt;
     clock.jumpWall(25_000); // the host was suspended: the wall clock leapt ahead
-    await clock.advance(first - (clock.now() - 25_000));
+    await clock.advanceSettled(first - (clock.now() - 25_000));
     assert.equal(r.runs.length, 0);
     const d = s.describeJob('o', 'k')!;
     assert.equal(d.missed, 3, 'the slots at +0, +10 and +20 s were lost');
     assert.equal(d.nextRunAt, first + 30_000, 'back on the grid');
-    await clock.advance(d.nextRunAt - clock.now());
+    await clock.advanceSettled(d.nextRunAt - clock.now());
     assert.equal(r.runs.length, 1);
     assert.equal(r.runs[0]!.plannedAt, first + 30_000);
     await s.stop();
@@ -348,7 +348,7 @@ describe('Scheduler on a fake clock', () => {
     await s.start();
     const phase = s.describeJob('o', 'k')!.phaseMs;
     clock.jumpWall(-3_600_000);
-    await clock.advance(70_000); // noticed within maxTimerMs, then runs within one interval
+    await clock.advanceSettled(70_000); // noticed within maxTimerMs, then runs within one interval
     assert.ok(r.runs.length >= 1, 'did not wait an hour');
     assert.equal(((r.runs[0]!.plannedAt % 60_000) + 60_000) % 60_000, phase);
     await s.stop();
@@ -386,7 +386,7 @@ describe('Scheduler on a fake clock', () => {
     const g = gate();
     s.reconcile('o', [{ key: 'k', namespace: 'n', intervalSec: 1, run: g.run }]);
     await s.start();
-    await clock.advance(1_000);
+    await clock.advanceSettled(1_000);
     let stopped = false;
     const p = s.stop().then(() => (stopped = true));
     await settle();
@@ -395,9 +395,9 @@ describe('Scheduler on a fake clock', () => {
     await p;
     assert.equal(stopped, true);
     assert.equal(s.stop(), s.stop());
-    await clock.advance(5_000);
+    await clock.advanceSettled(5_000);
     assert.equal(g.started(), 1);
-    assert.equal(clock.pendingTimers(), 0);
+    assert.equal(clock.pending(), 0);
   });
 
   test('one timer serves many jobs across namespaces', async () => {
@@ -411,8 +411,8 @@ describe('Scheduler on a fake clock', () => {
       s.reconcile(`owner${n}`, Array.from({ length: 50 }, (_, i) => ({ key: `j${i}`, namespace: `ns${n}`, intervalSec: 10, run })));
     }
     await s.start();
-    assert.equal(clock.pendingTimers(), 1);
-    await clock.advance(10_000);
+    assert.equal(clock.pending(), 1);
+    await clock.advanceSettled(10_000);
     assert.equal(runs, 1000, 'each job exactly once per period');
     const st = s.status() as { namespaces: Record<string, { jobs: number; runs: number }> };
     assert.equal(Object.keys(st.namespaces).length, 20);

@@ -2,15 +2,15 @@
 // with what was overwritten counted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { systemClock } from '../../src/clock.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { DeadLetterLog } from '../../src/sender/dead-letter.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 function log(maxFileBytes = 1024 * 1024): DeadLetterLog {
-  const dir = path.join(mkdtempSync(path.join(os.tmpdir(), 'ns-agent-dl-')), 'nested');
+  const dir = path.join(tempDir('ns-agent-dl-').dir, 'nested');
   return new DeadLetterLog({ dir, fileName: 'rejected.jsonl', maxFileBytes, clock: systemClock, logger: silentLogger() });
 }
 
@@ -59,7 +59,7 @@ void test('past maxFileBytes the file rotates to .1; later rotations overwrite i
 
 void test('a file that cannot be written rejects the append and counts the failure', async () => {
   // A folder under a regular file: ENOTDIR. (Not /proc: Node 20's recursive mkdir spins there.)
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'ns-agent-dl-')), 'a-file');
+  const file = path.join(tempDir('ns-agent-dl-').dir, 'a-file');
   writeFileSync(file, '');
   const dl = new DeadLetterLog({ dir: path.join(file, 'sub'), fileName: 'x.jsonl', maxFileBytes: 4096, clock: systemClock, logger: silentLogger() });
   await assert.rejects(dl.append([{ reason: 'r', line: 'l' }]));

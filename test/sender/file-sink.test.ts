@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { silentLogger } from '../../src/log/logger.ts';
 import { FileSink, fileBaseFor, type FileSinkOptions } from '../../src/sender/file-sink.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 const dirs: string[] = [];
 after(() => {
@@ -13,7 +13,7 @@ after(() => {
 
 /** A sink in <tmp>/root/lp, so the test can see whether anything lands beside the folder. */
 function setup(opts: Partial<FileSinkOptions> = {}) {
-  const root = mkdtempSync(path.join(tmpdir(), 'file-sink-'));
+  const root = tempDir('file-sink-').dir;
   dirs.push(root);
   const dir = path.join(root, 'lp');
   const sink = new FileSink({ dir, maxFileBytes: 64 * 1024, maxFiles: 3, logger: silentLogger(), ...opts });

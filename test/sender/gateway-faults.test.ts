@@ -3,14 +3,16 @@
 // down, probed back), a missing database (created), and the bounds (batch size, queue).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
+import type { Clock } from '../../src/clock.ts';
 import { senderSchema, type SenderConfig } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';
 import { RetryableWriteError } from '../../src/sender/types.ts';
+import { RecordingClock } from '../helpers/clocks.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 import { FakeInflux } from './fake-influx.ts';
 
 const fakes: FakeInflux[] = [];
@@ -26,7 +28,7 @@ async function fake(): Promise<FakeInflux> {
   return f;
 }
 
-function sender(backends: FakeInflux[], over: Partial<SenderConfig> = {}, metrics?: Registry): InfluxGatewaySender {
+function sender(backends: FakeInflux[], over: Partial<SenderConfig> = {}, metrics?: Registry, clock?: Clock): InfluxGatewaySender {
   const config = senderSchema.parse({
     backends: backends.map((b, i) => ({ name: `b${i}`, url: b.url, timeoutMs: 2000 })),
     retryMinMs: 20,
@@ -36,8 +38,8 @@ function sender(backends: FakeInflux[], over: Partial<SenderConfig> = {}, metric
     stopTimeoutMs: 2000,
     ...over,
   });
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-sender-'));
-  const s = new InfluxGatewaySender({ config: { ...config, deadLetterDir }, logger: silentLogger(), ...(metrics ? { metrics } : {}) });
+  const deadLetterDir = tempDir('sender').dir;
+  const s = new InfluxGatewaySender({ config: { ...config, deadLetterDir }, logger: silentLogger(), ...(metrics ? { metrics } : {}), ...(clock ? { clock } : {}) });
   senders.push(s);
   return s;
 }
@@ -81,17 +83,22 @@ void test('v2 write: /api/v2/write with bucket namespace/rp and a Token header',
 for (const status of [503, 429]) {
   void test(`${status} with Retry-After: 1 is retried after a second, not a millisecond`, async () => {
     const f = await fake();
+    const clock = new RecordingClock();
     let calls = 0;
-    f.handler = (r) => (r.path === '/write' && ++calls === 1 ? { status, headers: { 'retry-after': '1' }, body: { error: 'busy' } } : undefined);
-    const s = sender([f]);
+    let secondWaited = -1;
+    f.handler = (r) => {
+      if (r.path !== '/write') return undefined;
+      if (++calls === 1) return { status, headers: { 'retry-after': '1' }, body: { error: 'busy' } };
+      secondWaited = clock.fired(500, 1000);
+      return undefined;
+    };
+    const s = sender([f], {}, undefined, clock);
     await s.start();
-    const t0 = Date.now();
     assert.deepEqual(await s.write('ns', lines(5)), { written: 5, deadLettered: 0 });
-    const [first, second] = f.writes();
-    assert.ok(first && second, 'two attempts');
-    assert.ok(second.at - first.at >= 950, `retried after ${second.at - first.at} ms`);
-    assert.ok(Date.now() - t0 < 5000);
-    assert.equal(f.writes().length, 2);
+    assert.equal(f.writes().length, 2, 'two attempts');
+    // The second attempt came after a wait of up to a second (what was left of the hint) had run out,
+    // not after the 20 ms backoff.
+    assert.equal(secondWaited, 1, `timers: ${JSON.stringify(clock.timers)}`);
     const b = (s.status().backends as Record<string, { counters: { SendFail: { count: number }; Send: { count: number } } }>).b0;
     assert.equal(b?.counters.SendFail.count, 5);
     assert.equal(b?.counters.Send.count, 5);
@@ -180,12 +187,12 @@ void test('createDatabase false: a missing database fails the write as retryable
 
 void test('batches: concurrent writes share requests, none over batchSize; an idle backend sends at once', async () => {
   const f = await fake();
-  const s = sender([f], { batchSize: 100, flushIntervalMs: 60_000, maxConcurrentWrites: 2 });
+  const clock = new RecordingClock();
+  const s = sender([f], { batchSize: 100, flushIntervalMs: 60_000, maxConcurrentWrites: 2 }, undefined, clock);
   await s.start();
-  const t0 = Date.now();
   // One write alone: the backend is idle, so it goes out without waiting for flushIntervalMs.
   await s.write('ns', lines(3));
-  assert.ok(Date.now() - t0 < 1000);
+  assert.equal(clock.fired(60_000), 0, 'the flush timer did not send it');
   const results = await Promise.all(Array.from({ length: 50 }, (_, i) => s.write('ns', lines(7, i * 7))));
   assert.equal(results.reduce((a, r) => a + r.written, 0), 350);
   const sizes = f.writes().slice(1).map((w) => linesIn(w.body));
@@ -198,20 +205,22 @@ void test('a busy backend: a partial batch waits for flushIntervalMs, then takes
   const f = await fake();
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
+  const clock = new RecordingClock();
+  let quickAfterFlushes = -1;
   f.handler = async (r) => {
     if (r.path === '/write' && r.query.get('db') === 'slow') await gate;
+    if (r.path === '/write' && r.query.get('db') === 'quick') quickAfterFlushes = clock.fired(300);
     return undefined;
   };
-  const s = sender([f], { batchSize: 1000, flushIntervalMs: 300, maxConcurrentWrites: 2 });
+  const s = sender([f], { batchSize: 1000, flushIntervalMs: 300, maxConcurrentWrites: 2 }, undefined, clock);
   await s.start();
   const slow = s.write('slow', lines(1));
   await f.waitFor((rs) => rs.length >= 1);
-  const t1 = Date.now();
-  // The backend is busy with "slow": this partial batch is not sent at once…
+  assert.equal(clock.fired(300), 0, '"slow" went out at once, on an idle backend');
+  // The backend is busy with "slow": this partial batch is not sent at once, but when its flush
+  // timer fires, in the second slot, while "slow" is still unanswered.
   assert.deepEqual(await s.write('quick', lines(1)), { written: 1, deadLettered: 0 });
-  const waited = Date.now() - t1;
-  // …but after the flush interval, in the second slot, while "slow" is still unanswered.
-  assert.ok(waited >= 250 && waited < 1500, `waited ${waited} ms`);
+  assert.equal(quickAfterFlushes, 1, `timers: ${JSON.stringify(clock.timers)}`);
   release();
   assert.deepEqual(await slow, { written: 1, deadLettered: 0 });
 });
@@ -241,12 +250,12 @@ void test('maxQueuedPoints: a write that does not fit waits for room; past the l
 void test('maxQueueWaitMs: a write waiting longer for room is refused', async () => {
   const f = await fake();
   f.handler = (r) => (r.path === '/write' ? { status: 503 } : undefined);
-  const s = sender([f], { maxQueuedPoints: 10, maxQueueWaitMs: 300, downAfterFailures: 1000, retryMinMs: 50, retryMaxMs: 50 });
+  const clock = new RecordingClock();
+  const s = sender([f], { maxQueuedPoints: 10, maxQueueWaitMs: 300, downAfterFailures: 1000, retryMinMs: 50, retryMaxMs: 50 }, undefined, clock);
   await s.start();
   const first = s.write('ns', lines(10));
-  const t0 = Date.now();
   await assert.rejects(s.write('ns', lines(1)), /waited 300 ms for room/);
-  assert.ok(Date.now() - t0 >= 280);
+  assert.equal(clock.fired(300), 1, 'refused when its 300 ms wait ran out');
   assert.equal(s.status().refusedPoints, 1);
   f.handler = () => undefined;
   await first;
@@ -318,12 +327,14 @@ void test('stop() flushes what is queued, then refuses writes', async () => {
 void test('stop() with a backend that does not answer: the deadline hands the writes back as retryable', async () => {
   const f = await fake();
   f.handler = (r) => (r.path === '/write' ? { status: 503 } : undefined);
-  const s = sender([f], { stopTimeoutMs: 300, retryMinMs: 50, retryMaxMs: 50, downAfterFailures: 1000 });
+  const clock = new RecordingClock();
+  const s = sender([f], { stopTimeoutMs: 300, retryMinMs: 50, retryMaxMs: 50, downAfterFailures: 1000 }, undefined, clock);
   await s.start();
   const w = s.write('a', lines(2));
-  const t0 = Date.now();
   await s.stop();
-  assert.ok(Date.now() - t0 < 1500);
+  // Ended by its deadline (a timer for what is left of stopTimeoutMs; the others are the 50 ms
+  // retries and flushes), while the backend still answered 503.
+  assert.equal(clock.timers.filter((t) => t.fired && t.ms !== 50).length, 1, `timers: ${JSON.stringify(clock.timers)}`);
   await assert.rejects(w, (err: unknown) => err instanceof RetryableWriteError && err.reason === 'stopped');
 });
 

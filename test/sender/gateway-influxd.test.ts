@@ -3,14 +3,13 @@
 // rest is written, and shard/replicate across two servers.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { senderSchema, type ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';
 import { RetryableWriteError } from '../../src/sender/types.ts';
 import { influxdAvailable, startInfluxd, stopAll, type InfluxdHandle } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type SenderInput = NonNullable<ConfigInput['sender']>;
 
@@ -28,7 +27,7 @@ after(async () => {
 
 async function sender(input: SenderInput): Promise<InfluxGatewaySender> {
   const config = senderSchema.parse({ flushIntervalMs: 50, retryMinMs: 20, ...input });
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-sender-'));
+  const deadLetterDir = tempDir('ns-agent-sender-').dir;
   const s = new InfluxGatewaySender({ config: { ...config, deadLetterDir }, logger: silentLogger() });
   senders.push(s);
   await s.start();

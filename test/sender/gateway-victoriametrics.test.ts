@@ -3,14 +3,13 @@
 // dead-lettered, the rest written) and HTTP Basic credentials (a wrong password is retryable).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { senderSchema, type ConfigInput } from '../../src/config/schema.ts';
 import { silentLogger } from '../../src/log/logger.ts';
 import { InfluxGatewaySender } from '../../src/sender/gateway-sender.ts';
 import { RetryableWriteError } from '../../src/sender/types.ts';
 import { startVictoriaMetrics, stopAll, type VictoriaMetricsHandle, type VmSeries } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
 
 type SenderInput = NonNullable<ConfigInput['sender']>;
 
@@ -33,7 +32,7 @@ after(async () => {
 
 async function sender(input: SenderInput): Promise<InfluxGatewaySender> {
   const config = senderSchema.parse({ flushIntervalMs: 50, retryMinMs: 20, retryMaxMs: 200, ...input });
-  const deadLetterDir = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-sender-vm-'));
+  const deadLetterDir = tempDir('sender-vm').dir;
   const s = new InfluxGatewaySender({ config: { ...config, deadLetterDir }, logger: silentLogger() });
   senders.push(s);
   await s.start();

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RefusalLog } from '../../src/sender/refusal-log.ts';
-import { FakeClock } from '../publish/fake-clock.ts';
-import { captureLogger } from '../scheduler/capture-log.ts';
+import { captureLogger } from '../helpers/capture-log.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 const MSG = 'backend refused points; dead-lettered';
 
@@ -35,5 +35,5 @@ void test('20,000 refused points in bursts: one warning per namespace and kind a
   log.flush();
   assert.equal(count(MSG), 6);
   assert.equal(records[5]?.points, 7, 'stop reports what was refused since the last warning');
-  assert.equal(clock.pending, 0);
+  assert.equal(clock.pending(), 0);
 });

@@ -2,13 +2,14 @@
 // few namespaces, port and process checks, git plugins from bare repos, built-in plugins, NSQ
 // with the relay, InfluxDB) under a steady POST /post load, sampled for RSS and event-loop delay.
 // Shared by `npm run soak` (scripts/soak.ts) and the short version in test/soak/soak.test.ts.
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runAgent, type AgentRun } from '../helpers/agent-process.ts';
 import { pluginRepo } from '../plugins/helpers.ts';
 import { freePort, startInfluxd, startNsqd, stopAll, type InfluxdHandle, type InfluxVersion } from '../helpers/servers.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 export interface SoakOptions {
   durationMs: number;
@@ -114,15 +115,6 @@ function window(samples: SoakSample[]): SoakWindow {
   };
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  // No event tells us when InfluxDB or the agent got there: poll with a deadline.
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`soak: ${what} not reached within ${timeoutMs} ms`);
-    await delay(250);
-  }
-}
-
 async function countOrZero(influx: InfluxdHandle, db: string, measurement: string): Promise<number> {
   try {
     return await influx.count(db, measurement);
@@ -147,7 +139,7 @@ async function pluginRuns(influx: InfluxdHandle, db: string): Promise<Record<str
 
 export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
   const log = opts.log ?? (() => {});
-  const root = mkdtempSync(path.join(os.tmpdir(), 'ns-agent-soak-'));
+  const root = tempDir('ns-agent-soak-').dir;
   // Plugins run as plugins.runAsUser (nobody) when we are root: it must be able to enter the clones.
   chmodSync(root, 0o755);
   let agent: AgentRun | undefined;
@@ -205,7 +197,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
     agent = runAgent(['start', '-f', configFile]);
     const pid = agent.child.pid as number;
     const base = `http://${listen}`;
-    await waitUntil('agent /health', async () => (await fetch(`${base}/health`)).ok, 30_000);
+    await waitUntil('agent /health', async () => (await fetch(`${base}/health`).catch(() => undefined))?.ok, { timeoutMs: 30_000, everyMs: 250 });
     const t0 = Date.now();
     log(`soak: agent pid ${pid} up on ${listen}; nsqd ${nsqd.tcpAddress}, influxd ${influx.version} ${influx.url}; ${root}`);
 
@@ -274,7 +266,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakResult> {
 
     // Drain: every acknowledged point must reach InfluxDB through NSQ and the relay.
     log(`soak: load stopped after ${postsSent} requests; waiting for ${pointsPosted} points in InfluxDB`);
-    await waitUntil(`${pointsPosted} points in ${LOAD_NS}`, async () => (await countOrZero(influx, LOAD_NS, LOAD_MEASUREMENT)) >= pointsPosted, 60_000).catch(() => {});
+    await waitUntil(`${pointsPosted} points in ${LOAD_NS}`, async () => (await countOrZero(influx, LOAD_NS, LOAD_MEASUREMENT)) >= pointsPosted, { timeoutMs: 60_000, everyMs: 250 }).catch(() => {});
     const pointsStored = await countOrZero(influx, LOAD_NS, LOAD_MEASUREMENT);
     const runs = await pluginRuns(influx, PLUGINS_NS).catch(() => ({}));
     const checkPoints = (await countOrZero(influx, CHECKS_NS, 'port_check')) + (await countOrZero(influx, CHECKS_NS, 'process_check'));

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { NamespaceMeter, OTHER_NAMESPACE } from '../../src/points/namespace-meter.ts';
 import type { MetricSink, PushResult } from '../../src/points/metric.ts';
 import { StatusHistory, seriesOf } from '../../src/status-history.ts';
-import { FakeClock } from '../publish/fake-clock.ts';
+import { FakeClock } from '../helpers/clocks.ts';
 
 describe('seriesOf', () => {
   test('reads namespaces, backends, spool and every drop counter; tolerates absent parts', () => {
@@ -51,7 +51,7 @@ describe('StatusHistory', () => {
     assert.deepEqual(snap.t, [1_003_000, 1_004_000, 1_005_000, 1_005_400]);
     assert.deepEqual(snap.series['points:in'], { kind: 'counter', v: [30, 40, 50, 55] });
     await h.stop();
-    assert.equal(clock.pending, 0, 'stop() leaves no timer behind');
+    assert.equal(clock.pending(), 0, 'stop() leaves no timer behind');
   });
 
   test('a series that appears later is null before it; maxSeries bounds what is kept', async () => {

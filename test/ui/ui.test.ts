@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
-import { freePort } from '../helpers/servers.ts';
-import { TestRepo, tempDir } from '../plugins/helpers.ts';
+import { minimalAgentConfig, runAgent, writeConfig, type AgentRun } from '../helpers/agent-process.ts';
+import { TestRepo } from '../plugins/helpers.ts';
 import { launchChromium } from './browser.ts';
+import { tempDir } from '../helpers/temp-dir.ts';
+import { waitUntil } from '../helpers/wait.ts';
 
 const NS = 'ui.web';
 const PLUGIN = 'ui-plugin';
@@ -32,20 +33,14 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
   const { dir } = tempDir('ui');
   const repo = new TestRepo(dir, PLUGIN);
   repo.commit({ 'plugin.sh': '#!/bin/bash\necho "warming up the probe" >&2\necho "probe ready: 3 targets" >&2\necho \'[{"name": "up", "value": 1}]\'\n' });
-  writeFileSync(
-    path.join(dir, 'registry.json'),
-    JSON.stringify({ hosts: { '*': { namespaces: [NS], plugins: { [NS]: [{ repo: repo.url, interval: 3600 }] } } } }),
-  );
-  const port = await freePort();
-  const config = writeConfig(dir, {
+  const registry = { hosts: { '*': { namespaces: [NS], plugins: { [NS]: [{ repo: repo.url, interval: 3600 }] } } } };
+  const { port, config: agentConfig } = await minimalAgentConfig(dir, {
     hostname: 'ui-host',
-    dataDir: 'data',
-    log: { level: 'info', dir: 'log', pretty: 'always' },
-    registry: { source: 'file', file: 'registry.json' },
     collect: { systemIntervalSec: 3600, checksIntervalSec: 3600 },
     plugins: { cacheDir: 'cache', allowLocalRepos: true },
-    http: { listen: `127.0.0.1:${port}`, ...(opts.token ? { token: opts.token } : {}), ui: { historyIntervalSec: 1 } },
-  });
+    http: { ...(opts.token ? { token: opts.token } : {}), ui: { historyIntervalSec: 1 } },
+  }, registry);
+  const config = writeConfig(dir, agentConfig);
   const run = runAgent(['start', '-f', config]);
   await run.waitFor(/agent started/);
   const origin = `http://127.0.0.1:${port}`;
@@ -56,7 +51,7 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
     return body.data;
   };
   // The plugin is cloned in the background: the page's buttons are for a plugin that is ready.
-  await until('the plugin is cloned', async () => {
+  await waitUntil('the plugin is cloned', async () => {
     const list = await get('/plugins/list');
     return list.some((p: any) => p.name === PLUGIN && p.commit);
   });
@@ -71,15 +66,6 @@ async function startAgent(opts: { token?: string } = {}): Promise<TestAgent> {
       await run.exited;
     },
   };
-}
-
-/** Polls a condition without an event to await, up to a generous deadline. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Watched {
@@ -188,7 +174,7 @@ describe('the /ui page, no token configured', () => {
       posted += n;
     };
     await post(50);
-    await until('the sparkline changes shape', async () => {
+    await waitUntil('the sparkline changes shape', async () => {
       const now = await shape();
       if (now !== null && now !== before && now.includes(' ')) return true;
       await post(50);
