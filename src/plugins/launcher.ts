@@ -9,7 +9,7 @@
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
-import type { PluginProcessOptions, PluginProcessOutcome } from './process-runner.ts';
+import type { PluginProcessOptions, PluginProcessOutcome } from './plugin-process.ts';
 import { PACKAGE_ROOT } from '../version.ts';
 
 export interface PluginLauncherOptions {

@@ -10,7 +10,7 @@ import type { Metric, MetricSink, PushResult, Rejection } from '../points/metric
 import { ParamsError } from './builtin.ts';
 import { parsePluginOutput } from './plugin-output.ts';
 import { PluginLauncher } from './launcher.ts';
-import { findExecutable, runPluginProcess, type PluginProcessOutcome } from './process-runner.ts';
+import { findExecutable, type PluginProcessOutcome } from './plugin-process.ts';
 import type { RunAsIdentity } from './run-as.ts';
 import type { BuiltinPluginFn, PluginRunResult } from './types.ts';
 
@@ -157,7 +157,7 @@ export class PluginRunner {
       env.USER = runAs.user;
       env.LOGNAME = runAs.user;
     }
-    const out: PluginProcessOutcome = await runPluginProcess({
+    const out: PluginProcessOutcome = await this.launcher.run({
       dir: target.dir,
       args: target.args,
       env,
@@ -168,7 +168,6 @@ export class PluginRunner {
       ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
       ...(this.opts.bashPath ? { bashPath: this.opts.bashPath } : {}),
       ...(run.signal ? { signal: run.signal } : {}),
-      launcher: this.launcher,
     });
     const base = {
       exitCode: out.exitCode,

@@ -1,20 +1,19 @@
 // The plugin launcher: real bash processes as `nobody`, started by the long-lived launcher
-// process instead of by the agent, with the same guarantees as a direct start; and a launcher
+// process (started with execa), with every guarantee of a run: own group, deadline, caps; and a launcher
 // that dies mid-run fails that run, kills its group, and is replaced on the next run.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { createInterface } from 'node:readline';
 import { PluginLauncher } from '../../src/plugins/launcher.ts';
-import { runPluginProcess } from '../../src/plugins/process-runner.ts';
 import { runnerKit } from './runner-kit.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const launcher = new PluginLauncher();
-const { rootDir, nobody, pluginFolder: folder, scriptFolder, options, gone, grandchildPid } = runnerKit('launcher', { launcher });
+const { rootDir, nobody, fixtureDir, pluginFolder: folder, scriptFolder, options, gone, grandchildPid } = runnerKit('launcher');
 
 /** The launcher processes whose parent is this test process. */
 function launcherPids(): number[] {
@@ -35,7 +34,7 @@ function launcherPids(): number[] {
 describe('plugin launcher', () => {
   test('runs plugin.sh with bash as nobody, in its folder, with params and environment', async () => {
     const dir = folder('env');
-    const out = await runPluginProcess(options(dir, { args: ['a', 'b c'] }));
+    const out = await launcher.run(options(dir, { args: ['a', 'b c'] }));
     assert.equal(out.failure, null);
     assert.equal(out.exitCode, 0);
     const [seen] = JSON.parse(out.stdout.toString()) as Array<{ fields: Record<string, unknown> }>;
@@ -43,29 +42,48 @@ describe('plugin launcher', () => {
     assert.ok(out.pid !== null && out.pid > 0);
   });
 
+  test('a hanging plugin is killed at the timeout with its grandchildren', async () => {
+    const out = await launcher.run(options(folder('hang'), { timeoutMs: 800 }));
+    // Ended by the deadline's SIGTERM, not by its own exit (it sleeps for 300 s).
+    assert.equal(out.timedOut, true);
+    assert.equal(out.signal, 'SIGTERM');
+    assert.equal(out.exitCode, null);
+    await gone(grandchildPid(out.stderrTail));
+  });
+
+  test('the working directory is entered before privileges drop: a closed parent folder does not stop the run', async () => {
+    const closed = path.join(rootDir(), 'closed');
+    mkdirSync(closed, { mode: 0o700 });
+    const dir = path.join(closed, 'p');
+    cpSync(fixtureDir('ok'), dir, { recursive: true });
+    const out = await launcher.run(options(dir));
+    assert.equal(out.failure, null);
+    assert.equal(out.exitCode, 0, out.stderrTail);
+  });
+
   test('a plugin that ignores SIGTERM gets SIGKILL after killGraceMs, with its grandchild', async () => {
     const dir = scriptFolder('trap "" TERM\nsleep 300 &\necho "grandchild=$!" >&2\nsleep 300\n');
-    const out = await runPluginProcess(options(dir, { timeoutMs: 500, killGraceMs: 400 }));
+    const out = await launcher.run(options(dir, { timeoutMs: 500, killGraceMs: 400 }));
     assert.equal(out.timedOut, true);
     assert.equal(out.signal, 'SIGKILL');
     await gone(grandchildPid(out.stderrTail));
   });
 
   test('100 MB on stdout is capped: reading stops, the group is killed', async () => {
-    const out = await runPluginProcess(options(folder('flood'), { timeoutMs: 30_000 }));
+    const out = await launcher.run(options(folder('flood'), { timeoutMs: 30_000 }));
     assert.equal(out.outputCapped, true);
     assert.equal(out.timedOut, false);
     assert.equal(out.stdout.length, 1024 * 1024);
   });
 
   test('exit code and the tail of stderr are kept', async () => {
-    const out = await runPluginProcess(options(folder('fail'), { stderrRingBytes: 16 }));
+    const out = await launcher.run(options(folder('fail'), { stderrRingBytes: 16 }));
     assert.equal(out.exitCode, 3);
     assert.equal(out.stderrTail, 'cannot reach the database\n'.slice(-16));
   });
 
   test('what a plugin leaves running is killed when it exits', async () => {
-    const out = await runPluginProcess(options(scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\necho "[]"\n')));
+    const out = await launcher.run(options(scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\necho "[]"\n')));
     assert.equal(out.exitCode, 0);
     assert.equal(out.stdout.toString().trim(), '[]');
     await gone(grandchildPid(out.stderrTail));
@@ -73,7 +91,7 @@ describe('plugin launcher', () => {
 
   test('an abort signal ends the run as a timeout does', async () => {
     const ac = new AbortController();
-    const running = runPluginProcess(options(folder('hang'), { signal: ac.signal, timeoutMs: 60_000 }));
+    const running = launcher.run(options(folder('hang'), { signal: ac.signal, timeoutMs: 60_000 }));
     setTimeout(() => ac.abort(), 200);
     const out = await running;
     assert.match(out.failure ?? '', /shutting down/);
@@ -81,7 +99,7 @@ describe('plugin launcher', () => {
   });
 
   test('a missing plugin folder fails with the reason', async () => {
-    const out = await runPluginProcess(options(path.join(rootDir(), 'no-such-folder')));
+    const out = await launcher.run(options(path.join(rootDir(), 'no-such-folder')));
     assert.match(out.failure ?? '', /cannot start the plugin: .*ENOENT/);
     assert.equal(out.exitCode, null);
   });
@@ -89,21 +107,21 @@ describe('plugin launcher', () => {
   test('a deadline that passes while the pipes of an exited plugin drain does not make the run timed out', async () => {
     // The plugin exits at once; a child in its own session keeps stdout open past the deadline.
     const dir = scriptFolder('setsid sleep 2 &\necho "[]"\nexit 0\n');
-    const out = await runPluginProcess(options(dir, { timeoutMs: 200 }));
+    const out = await launcher.run(options(dir, { timeoutMs: 200 }));
     assert.equal(out.exitCode, 0, out.stderrTail);
     assert.equal(out.timedOut, false);
     assert.equal(out.failure, null);
   });
 
   test('runs at once share one launcher process', async () => {
-    const outs = await Promise.all(Array.from({ length: 8 }, () => runPluginProcess(options(folder('ok')))));
+    const outs = await Promise.all(Array.from({ length: 8 }, () => launcher.run(options(folder('ok')))));
     for (const out of outs) assert.equal(out.exitCode, 0, out.stderrTail);
     assert.equal(launcherPids().length, 1);
   });
 
   test('a launcher that dies mid-run: the run fails, its group is killed, the next run gets a new launcher', async () => {
     const dir = scriptFolder('sleep 300 &\necho "grandchild=$!" >&2\nsleep 300\n');
-    const running = runPluginProcess(options(dir, { timeoutMs: 60_000 }));
+    const running = launcher.run(options(dir, { timeoutMs: 60_000 }));
     await waitUntil('the launcher', () => launcherPids().length === 1, { timeoutMs: 5000 });
     const first = launcherPids()[0] as number;
     const childrenOf = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number);
@@ -119,7 +137,7 @@ describe('plugin launcher', () => {
     assert.equal(out.pid, plugin);
     await gone(plugin);
     await gone(grandchild);
-    const next = await runPluginProcess(options(folder('ok')));
+    const next = await launcher.run(options(folder('ok')));
     assert.equal(next.exitCode, 0, next.stderrTail);
     const pids = launcherPids();
     assert.equal(pids.length, 1);

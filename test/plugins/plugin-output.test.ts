@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parsePluginOutput } from '../../src/plugins/plugin-output.ts';
-import { ByteRing } from '../../src/plugins/process-runner.ts';
 import { paramsFromArgs } from '../../src/plugins/builtin.ts';
 
 describe('parsePluginOutput', () => {
@@ -30,18 +29,6 @@ describe('parsePluginOutput', () => {
     const long = parsePluginOutput('x'.repeat(500));
     assert.ok(!long.ok);
     assert.ok(long.error.length < 300);
-  });
-});
-
-describe('ByteRing', () => {
-  test('keeps the last bytes written', () => {
-    const ring = new ByteRing(10);
-    let all = '';
-    for (let i = 0; i < 100; i++) {
-      ring.push(Buffer.from(`line${i}\n`));
-      all += `line${i}\n`;
-    }
-    assert.equal(ring.text(), all.slice(-10));
   });
 });
 

@@ -1,11 +1,11 @@
-// Set-up shared by the tests that start real plugin processes (the process runner and the
+// Set-up shared by the tests that start real plugin processes (the plugin
 // launcher): plugin folders in a temp root, the `nobody` identity, run options with small bounds,
 // and waits for killed processes. Call runnerKit() at a test file's top level: it adds the hooks.
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before } from 'node:test';
-import type { PluginProcessOptions } from '../../src/plugins/process-runner.ts';
+import type { PluginProcessOptions } from '../../src/plugins/plugin-process.ts';
 import { resolveRunAs, type RunAsIdentity } from '../../src/plugins/run-as.ts';
 import { processGone } from './helpers.ts';
 import { waitUntil } from '../helpers/wait.ts';
