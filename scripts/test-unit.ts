@@ -65,7 +65,7 @@ if (process.argv.includes('--list')) {
   process.stdout.write(`== unit tests (${unit.length} of ${files.length} files)\n`);
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '3'}`, '--test-timeout=300000', ...unit],
+    ['--import', 'tsx', '--test', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '4'}`, '--test-timeout=300000', ...unit],
     // Tests run the agent from its sources (bin/agent would otherwise prefer a built dist/).
     { cwd: ROOT, stdio: 'inherit', env: { ...process.env, NS_AGENT_FROM_SOURCE: '1' } },
   );
