@@ -320,7 +320,7 @@ export default async function bench(ctx: BenchContext): Promise<string> {
       `| bash loop running the same plugin.sh, per run | | ${fmt(loopMs, 2)} ms | | | floor |`,
       `| CPU per run with children ÷ bash loop (steadier on a busy machine) | 3.9× (5.56 / 1.44 ms: direct start, run just before) | ${fmt(allMs / loopMs, 2)}× | | | |`,
       `| peak RSS with ${PLUGINS} plugins at 1 s: agent + launcher (medians while running) | ${BEFORE.peakRss} MiB | ${mib(hwm)} (${mib(median(rssSamples))}) + ${mib(helperHwm)} (${mib(median(helperRss))}) | ${TELEGRAF.peakRss} MiB | ≤ ${GOAL.peakRss} MiB | ${met((hwm + helperHwm) / MiB, GOAL.peakRss)} |`,
-      '| peak RSS, relay at full speed | 321 MiB | see "relay memory" in BENCHMARKS.md | 236 MiB | ≤ 160 MiB | |',
+      '| peak RSS, relay at full speed (1M points, TLS, gzip) | 321 MiB | see "gateway" and "relay memory" in BENCHMARKS.md | 236 MiB | ≤ 160 MiB | |',
       postRow(),
       '',
       `Plugins: \`${SCRIPT.trim()}\`, each its own git repo (file://), run as \`${ids ? 'nobody' : 'the bench user'}\`. "Own CPU" is the utime+stime of the agent and of its plugin launcher (the small process that forks the plugins), "plugin processes" the cutime+cstime of both (the processes they waited for), all divided by the runs counted in /me/status. The bash loop runs \`out=$(bash plugin.sh)\` back to back as the same user (${loopRuns} runs, median of 3). Telegraf and first-release figures: FIELD-NOTES, "Telegraf side by side".`,
