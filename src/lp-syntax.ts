@@ -29,6 +29,23 @@ export const STRING_ESCAPES: ReadonlySet<string> = new Set(['"', '\\']);
  */
 export const ANY_ESCAPES: ReadonlySet<string> = new Set([...KEY_ESCAPES, ...STRING_ESCAPES]);
 
+/** An unquoted float field value (InfluxDB's grammar; the value must also be finite). */
+export const FLOAT_VALUE = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/** Every spelling of an unquoted boolean field value. */
+export const BOOLEAN_VALUES: ReadonlyMap<string, boolean> = new Map([
+  ['t', true],
+  ['T', true],
+  ['true', true],
+  ['True', true],
+  ['TRUE', true],
+  ['f', false],
+  ['F', false],
+  ['false', false],
+  ['False', false],
+  ['FALSE', false],
+]);
+
 /** Space, tab or carriage return: blanks around a line and between its sections. */
 export function isBlank(c: number): boolean {
   return c === SPACE || c === TAB || c === CR;

@@ -8,7 +8,7 @@
 import { escape } from '@influxdata/influxdb-client';
 import { MAX_SERIES_KEY_BYTES, MAX_TIMESTAMP_SECONDS, type MetricSink, type PushOptions, type PushResult, type Rejection } from './metric.ts';
 import { emptyBatch, type NormalisedBatch, type Normaliser } from './normalise.ts';
-import { LP_CHARS } from '../lp-syntax.ts';
+import { BOOLEAN_VALUES, FLOAT_VALUE, LP_CHARS } from '../lp-syntax.ts';
 import { LineProtocolParser, toSeconds, type LpPrecision } from './parse-lp.ts';
 
 export interface LineProtocolStamperOptions {
@@ -417,19 +417,6 @@ function sortedOrder(s: string, triples: readonly number[], n: number, order: nu
   return order;
 }
 
-const FLOAT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
-const BOOLEANS = new Map<string, string>([
-  ['t', 'T'],
-  ['T', 'T'],
-  ['true', 'T'],
-  ['True', 'T'],
-  ['TRUE', 'T'],
-  ['f', 'F'],
-  ['F', 'F'],
-  ['false', 'F'],
-  ['False', 'F'],
-  ['FALSE', 'F'],
-]);
 
 /**
  * How Point prints the unquoted field value at [from, to) after the general path read it: a
@@ -449,12 +436,12 @@ function fieldValueText(s: string, from: number, to: number): ValueText {
   }
   const first = s.charCodeAt(from);
   if (to - from <= 5 && (first === 116 || first === 84 || first === 102 || first === 70)) {
-    const bool = BOOLEANS.get(s.slice(from, to));
-    if (bool !== undefined) return to - from === 1 && (first === 84 || first === 70) ? VERBATIM : bool;
+    const bool = BOOLEAN_VALUES.get(s.slice(from, to));
+    if (bool !== undefined) return to - from === 1 && (first === 84 || first === 70) ? VERBATIM : bool ? 'T' : 'F';
   }
   if (shortestFloat(s, from, to)) return VERBATIM;
   const raw = s.slice(from, to);
-  if (!FLOAT.test(raw)) return undefined;
+  if (!FLOAT_VALUE.test(raw)) return undefined;
   const n = Number(raw);
   return Number.isFinite(n) ? String(n) : undefined;
 }

@@ -2,7 +2,7 @@
 // A pure parser: no I/O, no normalisation (host tag, timestamp fallback and field typing happen
 // behind the MetricSink like for every other point). A bad line is refused alone, with its
 // line index and the reason; the others go on.
-import { KEY_ESCAPES, LP_CHARS, MEASUREMENT_ESCAPES, STRING_ESCAPES, isBlank, unescape } from '../lp-syntax.ts';
+import { BOOLEAN_VALUES, FLOAT_VALUE, KEY_ESCAPES, LP_CHARS, MEASUREMENT_ESCAPES, STRING_ESCAPES, isBlank, unescape } from '../lp-syntax.ts';
 import { MAX_TIMESTAMP_SECONDS, setOwn, type FieldValue, type Metric, type Rejection } from './metric.ts';
 
 /** Timestamp unit of the input, as InfluxDB's `precision` query parameter names it. */
@@ -320,9 +320,9 @@ class Scanner {
       if (last === 117 && raw.charCodeAt(0) === 45) return this.fail(`field ${q(key)}: unsigned integer ${q(raw)} is negative`);
       return Number(raw.slice(0, -1));
     }
-    const bool = BOOLEANS.get(raw);
+    const bool = BOOLEAN_VALUES.get(raw);
     if (bool !== undefined) return bool;
-    if (FLOAT.test(raw)) {
+    if (FLOAT_VALUE.test(raw)) {
       const n = Number(raw);
       if (Number.isFinite(n)) return n;
       return this.fail(`field ${q(key)}: ${q(raw)} is out of range for a float`);
@@ -380,19 +380,6 @@ class Scanner {
 
 const MAX_CACHED_KEYS = 32;
 const INTEGER = /^[-+]?\d+$/;
-const FLOAT = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
-const BOOLEANS = new Map<string, boolean>([
-  ['t', true],
-  ['T', true],
-  ['true', true],
-  ['True', true],
-  ['TRUE', true],
-  ['f', false],
-  ['F', false],
-  ['false', false],
-  ['False', false],
-  ['FALSE', false],
-]);
 const DROP_DIGITS: Record<LpPrecision, number> = { ns: 9, us: 6, ms: 3, s: 0, m: 0, h: 0 };
 
 /**
