@@ -9,18 +9,11 @@ import { writeFileSync } from 'node:fs';
 import { agentConfig, freePort, pluginRepo, postLoop, report, startAgent, stopAgent } from './harness.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { tempDir } from '../helpers/temp-dir.ts';
+import type { TickAccount } from '../../src/scheduler/scheduler.ts';
 
 const NS = 'faults.ticks';
 const PLUGINS = 100;
 
-interface TickAccount {
-  due: number;
-  ran: number;
-  failed: number;
-  skipped: Record<string, number>;
-  refused: Record<string, number>;
-  running: number;
-}
 
 const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
 
