@@ -106,11 +106,10 @@ export class BackendHttp {
   }
 
   /** Resolves with the parsed answer (JSON, text or nothing); rejects with HttpError on non-2xx. */
-  async request(path: string, body: string, method: string, headers: Record<string, string>, gzipThreshold?: number): Promise<unknown> {
+  async request(path: string, body: string, method: string, headers: Record<string, string>): Promise<unknown> {
     const scope = abortScope(this.closing.signal, this.backend.timeoutMs);
     try {
-      const options = { method, headers: { ...this.auth, ...headers }, signal: scope.signal, ...(gzipThreshold === undefined ? {} : { gzipThreshold }) };
-      return (await this.transport.request(path, body, options)) as unknown;
+      return (await this.transport.request(path, body, { method, headers: { ...this.auth, ...headers }, signal: scope.signal })) as unknown;
     } finally {
       scope.dispose();
     }
