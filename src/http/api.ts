@@ -98,8 +98,9 @@ export function createApi(deps: ApiDeps): Koa {
   });
   const sliceMs = deps.sliceMs ?? 4;
   const httpStatus = () => ({ refused: metrics.refusedByReason(), parsing: budget.status() });
+  // Handed to the agent's status, the section is in deps.status() already; else it is added here.
   deps.exposeStatus?.('http', httpStatus);
-  const status = () => ({ ...deps.status(), http: httpStatus() });
+  const status = deps.exposeStatus ? deps.status : () => ({ ...deps.status(), http: httpStatus() });
 
   const registry = deps.registry;
   const known = deps.knownNamespaces ?? (() => registry?.current().namespaces ?? []);
