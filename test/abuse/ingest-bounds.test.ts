@@ -1,3 +1,4 @@
+// runs alone: /health must answer within 1 s under attack, a bound sibling test files would break.
 // One request must not freeze or bloat the agent. Against the real bin/agent: bodies of millions
 // of bad line-protocol lines, and eight concurrent 16 MiB JSON arrays of numbers. Each must be
 // answered 4xx (or 503 when the parse budget is spent), /health must keep answering within 1 s

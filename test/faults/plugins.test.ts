@@ -1,3 +1,4 @@
+// runs alone: a run must end within 2.5 s of its timeout, a bound sibling test files would break.
 // Fault suite, the plugin side: git plugins that fork a swarm of children, eat memory, or close
 // stdout and hang, run by the real agent (bin/agent) as the registry names them. Each must be
 // ended at its timeout with its whole process group, the agent must keep answering meanwhile,
